@@ -31,12 +31,15 @@ export function goldenPath(name) {
     if (existsSync(join(dir, 'pnpm-workspace.yaml'))) {
       const file = resolve(dir, '..', 'shared', 'golden', name);
       if (!existsSync(file)) {
-        throw new Error(`golden file ${name} not found at ${file}; set COMPRESS_GOLDEN_DIR to the golden directory`);
+        throw new Error(
+          `golden file ${name} not found at ${file}; set COMPRESS_GOLDEN_DIR to the golden directory`,
+        );
       }
       return file;
     }
     const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the workspace root (pnpm-workspace.yaml) to locate golden files');
+    if (up === dir)
+      throw new Error('cannot find the workspace root (pnpm-workspace.yaml) to locate golden files');
     dir = up;
   }
 }

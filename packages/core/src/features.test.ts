@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -47,6 +47,8 @@ describe('writeFileAtomic', () => {
     const dir = await mkdtemp(join(tmpdir(), 'atomic-'));
     const blocker = join(dir, 'file');
     await writeFile(blocker, 'x');
-    await expect(writeFileAtomic(join(blocker, 'child.json'), '{}')).rejects.toThrow(/cannot create directory .*file/);
+    await expect(writeFileAtomic(join(blocker, 'child.json'), '{}')).rejects.toThrow(
+      /cannot create directory .*file/,
+    );
   });
 });

@@ -2,11 +2,20 @@ import { CompressError } from './errors.js';
 import type { FeatureMatrix } from './types.js';
 
 /** Wraps `data` as a `rows × dim` matrix, checking that the sizes agree. */
-export function featureMatrix(rows: number, dim: number, data?: Float32Array, name = 'features'): FeatureMatrix {
+export function featureMatrix(
+  rows: number,
+  dim: number,
+  data?: Float32Array,
+  name = 'features',
+): FeatureMatrix {
   if (!Number.isInteger(rows) || rows < 0 || !Number.isInteger(dim) || dim <= 0) {
-    throw new CompressError('INVALID_ARGUMENT', `${name}: rows and dim must be integers (rows ≥ 0, dim ≥ 1), got ${rows}×${dim}`, {
-      input: name,
-    });
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `${name}: rows and dim must be integers (rows ≥ 0, dim ≥ 1), got ${rows}×${dim}`,
+      {
+        input: name,
+      },
+    );
   }
   const values = data ?? new Float32Array(rows * dim);
   if (values.length !== rows * dim) {
@@ -22,9 +31,13 @@ export function featureMatrix(rows: number, dim: number, data?: Float32Array, na
 /** Checks that `m` is a well-formed FeatureMatrix (integer sizes, data length = rows·dim). */
 export function checkFeatureMatrix(m: FeatureMatrix, name = 'features'): FeatureMatrix {
   if (m === null || typeof m !== 'object' || !(m.data instanceof Float32Array)) {
-    throw new CompressError('INVALID_ARGUMENT', `${name}: expected a FeatureMatrix { rows, dim, data: Float32Array }`, {
-      input: name,
-    });
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `${name}: expected a FeatureMatrix { rows, dim, data: Float32Array }`,
+      {
+        input: name,
+      },
+    );
   }
   return featureMatrix(m.rows, m.dim, m.data, name);
 }

@@ -28,7 +28,10 @@ export function ioError(error: unknown, path: string, action: string): CompressE
  * Writes `data` to `path` atomically: into a temporary file beside it, flushed to disk, then
  * renamed over `path`. A crash or a full disk leaves the previous file intact.
  */
-export async function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string | readonly Uint8Array[],
+): Promise<void> {
   const dir = dirname(path);
   try {
     await mkdir(dir, { recursive: true });

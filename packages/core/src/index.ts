@@ -1,5 +1,23 @@
-export type { Dataset, FeatureMatrix, ImageBatch, ProgressEvent, ProgressListener, RawImage, Sample, Teacher } from './types.js';
-export { CompressError, assertUnreachable, invariant, type CompressErrorOptions, type ErrorCode } from './errors.js';
-export { Rng, hashString, type RngState } from './rng.js';
+export { type BatchItem, collate } from './batch.js';
+export {
+  assertUnreachable,
+  CompressError,
+  type CompressErrorOptions,
+  type ErrorCode,
+  invariant,
+} from './errors.js';
 export { assertFinite, checkFeatureMatrix, featureMatrix, l2NormalizeRows } from './features.js';
 export { ioError, writeFileAtomic } from './fs.js';
+export { hashString, Rng, type RngState } from './rng.js';
+export type {
+  Dataset,
+  FeatureMatrix,
+  FloatImage,
+  ImageBatch,
+  ImageTransform,
+  ProgressEvent,
+  ProgressListener,
+  RawImage,
+  Sample,
+  Teacher,
+} from './types.js';

@@ -17,7 +17,9 @@ describe('Rng', () => {
     a.normal();
     const state = JSON.parse(JSON.stringify(a.state()));
     const b = Rng.fromState(state);
-    expect(Array.from({ length: 16 }, () => b.normal())).toEqual(Array.from({ length: 16 }, () => a.normal()));
+    expect(Array.from({ length: 16 }, () => b.normal())).toEqual(
+      Array.from({ length: 16 }, () => a.normal()),
+    );
     expect(() => Rng.fromState({ kind: 'mt' } as never)).toThrow(/not an Rng state/);
   });
 

@@ -12,6 +12,23 @@ export interface RawImage {
   channels: number;
 }
 
+/** An image after `toFloat`: height × width × channels, HWC, values usually in [0, 1]. */
+export interface FloatImage {
+  data: Float32Array;
+  height: number;
+  width: number;
+  channels: number;
+}
+
+/**
+ * A per-image transform (augmentation, resize, crop, to-float). Random transforms draw only from
+ * `rng`, so the same seed gives the same output.
+ */
+export type ImageTransform = (
+  image: RawImage | FloatImage,
+  rng: import('./rng.js').Rng,
+) => RawImage | FloatImage;
+
 /** One dataset item. `index` is the dataset index; teacher feature caches are looked up by it. */
 export interface Sample {
   index: number;
