@@ -1,1 +1,1 @@
-export {};
+export { registerWasmTrainingKernels, wasmTrainingKernels } from './kernels/register_all_kernels.js';

@@ -1,0 +1,188 @@
+import { Rng } from '@compress/core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import '../gradients.js';
+import { depthwiseConv2dBackpropFilterImpl } from './DepthwiseConv2dNativeBackpropFilter_impl.js';
+import { registerWasmTrainingKernels } from './register_all_kernels.js';
+
+type Pad = 'same' | 'valid';
+interface Case {
+  batch: number;
+  size: [number, number];
+  cin: number;
+  cout: number;
+  k: [number, number];
+  stride: number;
+  pad: Pad;
+}
+
+function random(n: number, rng: Rng): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.next() * 2 - 1;
+  return a;
+}
+
+/** dL/dx and dL/dW of L = Σ conv(x, W) ⊙ g, on the named backend. */
+async function grads(
+  backend: string,
+  depthwise: boolean,
+  c: Case,
+  x: Float32Array,
+  w: Float32Array,
+  g: Float32Array,
+): Promise<[Float32Array, Float32Array]> {
+  await tf.setBackend(backend);
+  const wShape: [number, number, number, number] = [
+    c.k[0],
+    c.k[1],
+    c.cin,
+    depthwise ? c.cout / c.cin : c.cout,
+  ];
+  return tf.tidy(() => {
+    const xt = tf.tensor4d(x, [c.batch, c.size[0], c.size[1], c.cin]);
+    const wt = tf.tensor4d(w, wShape);
+    const conv = (a: tf.Tensor4D, b: tf.Tensor4D) =>
+      depthwise ? tf.depthwiseConv2d(a, b, c.stride, c.pad) : tf.conv2d(a, b, c.stride, c.pad);
+    const outShape = conv(xt, wt).shape;
+    const gt = tf.tensor(
+      g.subarray(
+        0,
+        outShape.reduce((p, q) => p * q, 1),
+      ),
+      outShape,
+    );
+    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(conv(a as tf.Tensor4D, b as tf.Tensor4D), gt)),
+    )([xt, wt]);
+    return [dx!.dataSync() as Float32Array, dw!.dataSync() as Float32Array];
+  });
+}
+
+function maxRelError(a: Float32Array, b: Float32Array): number {
+  let scale = 1e-6;
+  for (const v of b) scale = Math.max(scale, Math.abs(v));
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst / scale;
+}
+
+const cases: Case[] = [];
+{
+  const rng = new Rng(7);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng.next() * xs.length)]!;
+  for (const stride of [1, 2]) {
+    for (const pad of ['same', 'valid'] as const) {
+      for (const k of [1, 3, 5] as const) {
+        cases.push({
+          batch: pick([1, 2, 3]),
+          size: [pick([5, 7, 8, 9]), pick([6, 7, 11])],
+          cin: pick([1, 3, 4]),
+          cout: pick([2, 5, 8]),
+          k: [k, k],
+          stride,
+          pad,
+        });
+      }
+    }
+  }
+  cases.push({ batch: 1, size: [7, 6], cin: 2, cout: 3, k: [3, 2], stride: 2, pad: 'same' });
+  cases.push({ batch: 2, size: [4, 4], cin: 3, cout: 4, k: [4, 4], stride: 1, pad: 'valid' });
+}
+
+describe('wasm training kernels agree with the cpu backend', () => {
+  beforeAll(async () => {
+    registerWasmTrainingKernels();
+    await tf.setBackend('wasm');
+    await tf.setBackend('cpu');
+  });
+
+  for (const depthwise of [false, true]) {
+    for (const c of cases) {
+      const shape = { ...c, cout: depthwise ? c.cin * (c.cout % 2 === 0 ? 2 : 1) : c.cout };
+      const name = `${depthwise ? 'depthwise' : 'conv2d'} B${c.batch} ${c.size.join('×')} ${shape.cin}→${shape.cout} k${c.k.join('×')} s${c.stride} ${c.pad}`;
+      it(name, async () => {
+        const rng = new Rng(c.batch * 1000 + c.size[0] * 10 + c.k[0]);
+        const x = random(c.batch * c.size[0] * c.size[1] * shape.cin, rng);
+        const w = random(
+          c.k[0] * c.k[1] * shape.cin * (depthwise ? shape.cout / shape.cin : shape.cout),
+          rng,
+        );
+        const g = random(c.batch * c.size[0] * c.size[1] * shape.cout, rng);
+        const [dxCpu, dwCpu] = await grads('cpu', depthwise, shape, x, w, g);
+        const [dxWasm, dwWasm] = await grads('wasm', depthwise, shape, x, w, g);
+        expect(dxWasm.length).toBe(dxCpu.length);
+        expect(dwWasm.length).toBe(dwCpu.length);
+        expect(maxRelError(dxWasm, dxCpu)).toBeLessThan(1e-4);
+        expect(maxRelError(dwWasm, dwCpu)).toBeLessThan(1e-4);
+      });
+    }
+  }
+
+  it('registration is idempotent and leaks no tensors over repeated gradients', async () => {
+    registerWasmTrainingKernels();
+    await tf.setBackend('wasm');
+    const x = tf.randomNormal([2, 8, 8, 3]) as tf.Tensor4D;
+    const w = tf.randomNormal([3, 3, 3, 4]) as tf.Tensor4D;
+    const step = () =>
+      tf.tidy(() =>
+        tf
+          .grads((a: tf.Tensor, b: tf.Tensor) =>
+            tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same')),
+          )([x, w])
+          .map((t) => t.dataSync()),
+      );
+    step();
+    const before = tf.memory().numTensors;
+    const bytes = tf.memory().numBytes;
+    step();
+    step();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.memory().numBytes).toBe(bytes);
+    tf.dispose([x, w]);
+  });
+
+  it('rejects dilations it does not implement, naming them', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.zeros([1, 5, 5, 2]);
+    const dy = tf.zeros([1, 5, 5, 2]);
+    expect(() =>
+      tf.engine().runKernel(
+        'DepthwiseConv2dNativeBackpropFilter',
+        { x, dy },
+        {
+          strides: 1,
+          dilations: 2,
+          pad: 'same',
+          filterShape: [3, 3, 2, 1],
+        },
+      ),
+    ).toThrow('dilations must be 1 (tfjs gradients never ask for more), found [2, 2]');
+    tf.dispose([x, dy]);
+  });
+});
+
+describe('depthwiseConv2dBackpropFilterImpl', () => {
+  it('computes a 1×1 depthwise filter gradient as Σ x·dy per channel', () => {
+    // x: 1×1×2×2, dy: same; dW[0,0,c,0] = Σ_w x[w,c]·dy[w,c]
+    const x = new Float32Array([1, 2, 3, 4]);
+    const dy = new Float32Array([10, 20, 30, 40]);
+    const dw = depthwiseConv2dBackpropFilterImpl(x, dy, {
+      batch: 1,
+      inHeight: 1,
+      inWidth: 2,
+      channels: 2,
+      multiplier: 1,
+      outHeight: 1,
+      outWidth: 2,
+      filterHeight: 1,
+      filterWidth: 1,
+      strideHeight: 1,
+      strideWidth: 1,
+      padTop: 0,
+      padLeft: 0,
+    });
+    expect(Array.from(dw)).toEqual([1 * 10 + 3 * 30, 2 * 20 + 4 * 40]);
+  });
+});
