@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-apt_packages=(dataset-fashion-mnist python3-torch python3-torchvision python3-faiss python3-sklearn python3-scipy python3-onnx)
+apt_packages=(dataset-fashion-mnist python3-torch python3-torchvision python3-faiss python3-sklearn python3-scipy python3-onnx fonts-dejavu-core)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
