@@ -1,1 +1,21 @@
+export {
+  activeBackend,
+  type BackendInfo,
+  type BackendName,
+  type BackendOptions,
+  selectBackend,
+} from './backend.js';
+export { copyState, KeyEncoder, momentumUpdate } from './ema.js';
 export { registerWasmTrainingKernels, wasmTrainingKernels } from './kernels/register_all_kernels.js';
+export {
+  createStudent,
+  type StudentEntry,
+  type StudentName,
+  studentEntry,
+  studentRegistry,
+} from './models/registry.js';
+export { Student, type StudentOptions, type StudentSpec } from './models/student.js';
+export type { GraphBuilder } from './nn/graph.js';
+export { BatchNorm2d, Conv2d, ConvBN, Linear, Module, type Named, Sequential } from './nn/module.js';
+export { defaultSgdOptions, SGD, type SgdOptions } from './sgd.js';
+export { preprocess, type TrainStepOptions, type TrainStepResult, trainStep } from './train.js';

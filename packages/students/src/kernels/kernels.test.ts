@@ -56,7 +56,7 @@ async function grads(
     const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
       tf.sum(tf.mul(conv(a as tf.Tensor4D, b as tf.Tensor4D), gt)),
     )([xt, wt]);
-    return [dx!.dataSync() as Float32Array, dw!.dataSync() as Float32Array];
+    return [dx!.dataSync() as Float32Array, dw!.dataSync() as Float32Array] as [Float32Array, Float32Array];
   });
 }
 

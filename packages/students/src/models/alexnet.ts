@@ -1,0 +1,106 @@
+import { CompressError, type Rng } from '@compress/core';
+import * as tf from '@tensorflow/tfjs-core';
+import type { GraphBuilder } from '../nn/graph.js';
+import { Act, Chain, Conv2d, Flatten, Linear, MaxPool2d, Module, Sequential } from '../nn/module.js';
+
+/** nn.AdaptiveAvgPool2d((s, s)) where the input size is a multiple of s (identity when equal). */
+class AdaptiveAvgPool extends Module {
+  constructor(readonly size: number) {
+    super();
+  }
+  private kernel(h: number, w: number): number {
+    if (h !== w || h % this.size !== 0) {
+      throw new CompressError(
+        'UNSUPPORTED',
+        `AlexNet: adaptive average pooling to ${this.size}×${this.size} needs a square feature map whose side is a multiple of ${this.size}, found ${h}×${w}; use an input size that gives one (224 for alexnet)`,
+        { input: 'inputSize' },
+      );
+    }
+    return h / this.size;
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    const k = this.kernel(x.shape[1] as number, x.shape[2] as number);
+    return k === 1 ? x : tf.avgPool(x as tf.Tensor4D, k, k, 'valid');
+  }
+  toGraph(g: GraphBuilder, input: string): string {
+    // the export is shape-static; the kernel was checked by the forward that fixed the input size
+    return input;
+  }
+}
+
+/** features = ReLU(feats(x)), the CompRess student's penultimate layer. */
+class ReluHead extends Module {
+  constructor(private readonly inner: Module) {
+    super();
+    this.child('feats', inner);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.relu(this.inner.forward(x));
+  }
+  toGraph(g: GraphBuilder, input: string): string {
+    return g.node('Relu', [this.inner.toGraph(g, input)]);
+  }
+}
+
+export interface AlexNetConfig {
+  channels: number;
+  /** `imagenet`: the CompRess AlexNet (11×11/4 stem, 4096-d); `small`: 3×3 convs for 28–32 px, 1024-d. */
+  variant: 'imagenet' | 'small';
+  inputSize: number;
+}
+
+/**
+ * AlexNet as in the CompRess code (torchvision's AlexNet without dropout; nn.Conv2d/nn.Linear
+ * default initialisation): features → avgpool(6) → flatten → Linear → ReLU → Linear, and the
+ * student's features are the ReLU of that (fc7), 4096-d. The small variant keeps the five conv
+ * layers (3×3, stride 1) and three 3×3/2 max-pools, and a 1024-d fc6/fc7.
+ */
+export function alexnet(config: AlexNetConfig, rng: Rng): Module {
+  const big = config.variant === 'imagenet';
+  const c = config.channels;
+  const conv = (cin: number, cout: number, k: number, stride: number, padding: number) =>
+    new Conv2d(cin, cout, { kernel: k, stride, padding, bias: true }, rng);
+  const features = new Sequential([
+    big ? conv(c, 64, 11, 4, 2) : conv(c, 64, 3, 1, 1),
+    new Act('relu'),
+    new MaxPool2d(3, 2),
+    big ? conv(64, 192, 5, 1, 2) : conv(64, 192, 3, 1, 1),
+    new Act('relu'),
+    new MaxPool2d(3, 2),
+    conv(192, 384, 3, 1, 1),
+    new Act('relu'),
+    conv(384, 256, 3, 1, 1),
+    new Act('relu'),
+    conv(256, 256, 3, 1, 1),
+    new Act('relu'),
+    new MaxPool2d(3, 2),
+  ]);
+  let side = config.inputSize;
+  const pool = (s: number) => Math.floor((s - 3) / 2) + 1;
+  side = big ? Math.floor((side + 4 - 11) / 4) + 1 : side;
+  side = pool(pool(pool(side)));
+  const pooled = big ? 6 : side;
+  if (side < 1 || (big && side % 6 !== 0)) {
+    throw new CompressError(
+      'UNSUPPORTED',
+      `AlexNet (${config.variant}) cannot take ${config.inputSize} px inputs: its feature map would be ${side}×${side}${big ? ', not a multiple of 6' : ''}`,
+      { input: 'inputSize' },
+    );
+  }
+  const hidden = big ? 4096 : 1024;
+  return new Chain([
+    ['features', features],
+    ['avgpool', new AdaptiveAvgPool(pooled)],
+    ['flatten', new Flatten()],
+    [
+      '',
+      new ReluHead(
+        new Sequential([
+          new Linear(256 * pooled * pooled, hidden, rng),
+          new Act('relu'),
+          new Linear(hidden, hidden, rng),
+        ]),
+      ),
+    ],
+  ]);
+}
