@@ -1,0 +1,603 @@
+import { assertFinite, CompressError, type FeatureMatrix, Rng } from '@compress/core';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LossEngine } from './engines/engine.js';
+import { TfjsEngine, similarities as tfSimilarities } from './engines/tfjs.js';
+import { WasmEngine } from './engines/wasm.js';
+import { WasmHeap } from './engines/wasm-heap.js';
+import { Linear } from './linear.js';
+import { MemoryQueue, type MemoryQueueState } from './queue.js';
+import { checkQueueSize } from './queue-size.js';
+import { formatBytes } from './storage.js';
+import { type LossVariant, type VariantSpec, variantSpec } from './variants/spec.js';
+
+/**
+ * Options of {@link CompressLoss}. Defaults are the paper's
+ * ([CompRess](https://arxiv.org/abs/2010.14713), Abbasi Koohpayegani, Tejankar, Pirsiavash, NeurIPS 2020).
+ */
+export interface CompressLossOptions {
+  /**
+   * Which CompRess variant.
+   * @default 'momentum' — the paper's main method ("Ours-2q"), the best in its Table 1.
+   */
+  variant?: LossVariant;
+  /** Dt, the teacher's feature dimension (2048 for a ResNet-50 teacher). */
+  teacherDim: number;
+  /** Ds, the student's feature dimension (its output, before any one-queue head). */
+  studentDim: number;
+  /**
+   * K, the number of anchors in each queue.
+   * @default 128000 — the paper's; its ablation shows nearest-neighbour accuracy rising with K up to there.
+   */
+  queueSize?: number;
+  /**
+   * T, the softmax temperature of both similarity distributions.
+   * @default 0.04 — the best of {0.02, 0.04, 0.07, 0.1, 1.0} in the paper's ablation.
+   */
+  temperature?: number;
+  /** Seed of the initial queues and head (`number | string`). @default 0 */
+  seed?: number | string;
+  /**
+   * Largest batch B: the per-step memory is reserved for it up front, so a run that cannot fit fails
+   * before training. Larger batches later reserve more.
+   * @default 256 — the paper's batch size.
+   */
+  batchSize?: number;
+  /**
+   * N, the number of training images, when known: K ≥ N is refused and K > N/2 warned about
+   * (see {@link checkQueueSize}). @default undefined (not checked)
+   */
+  datasetSize?: number;
+  /**
+   * `wasm` reads queues in place on the tfjs wasm backend; `tfjs` uses tfjs ops on any backend.
+   * @default 'auto' — `wasm` when the active backend is wasm, else `tfjs`.
+   */
+  engine?: 'auto' | 'wasm' | 'tfjs';
+  /** Receives warnings (e.g. about the queue size). @default console.warn */
+  onWarning?: (message: string) => void;
+  /** Start from given values instead of random ones (all optional; K·D row-major, W: Ds×Dt). */
+  initial?: {
+    teacherQueue?: Float32Array;
+    studentQueue?: Float32Array;
+    pointer?: number;
+    headWeight?: Float32Array;
+    headBias?: Float32Array;
+  };
+}
+
+/** The defaults of {@link CompressLossOptions}. */
+export const defaultCompressLossOptions = {
+  variant: 'momentum',
+  queueSize: 128000,
+  temperature: 0.04,
+  seed: 0,
+  batchSize: 256,
+  engine: 'auto',
+} as const satisfies Partial<CompressLossOptions>;
+
+type Resolved = Required<Omit<CompressLossOptions, 'datasetSize' | 'initial' | 'onWarning'>> &
+  Pick<CompressLossOptions, 'datasetSize'>;
+
+/** Similarities of one batch against the current queues (for inspection and tests), each B×K row-major. */
+export interface Similarities {
+  /** <tn_i, Qt_k> / T. */
+  teacherLogits: Float32Array;
+  /** <sn_i, Qs_k> / T (one-queue: against the teacher queue). */
+  studentLogits: Float32Array;
+  /** p = softmax(teacherLogits). */
+  teacherProbs: Float32Array;
+  /** log q = log_softmax(studentLogits). */
+  studentLogProbs: Float32Array;
+}
+
+/** Serialisable state of a {@link CompressLoss}: options, step, queues, head. */
+export interface CompressLossState {
+  kind: 'compress/compress-loss';
+  version: 1;
+  options: Omit<Resolved, 'engine' | 'batchSize'>;
+  step: number;
+  teacherQueue: MemoryQueueState;
+  studentQueue: MemoryQueueState | null;
+  head: { weight: Float32Array; bias: Float32Array } | null;
+}
+
+/** Input features: a FeatureMatrix or a B×D tensor. */
+export type Features = FeatureMatrix | tf.Tensor2D;
+
+interface Pending {
+  batch: number;
+  tn: Float32Array;
+  studentRows: Float32Array | null;
+}
+
+/**
+ * The CompRess loss: for every image, the student's softmax distribution over its similarities to a
+ * queue of anchors is pulled towards the teacher's (KL(p‖q), batch mean), and the batch then joins
+ * the queues (a ring buffer per queue).
+ *
+ * One training step, in this order:
+ * 1. `forward(teacher, student, key?)` inside the gradient tape (`tf.variableGrads`,
+ *    `optimizer.minimize`): returns the scalar loss against the queues as they are *before* this
+ *    batch; gradients flow into `student` (and the one-queue head, {@link trainableVariables});
+ * 2. the optimizer step;
+ * 3. `update()`: writes the batch into the queues and advances the write pointer.
+ *
+ * @see https://arxiv.org/abs/2010.14713
+ */
+export class CompressLoss {
+  readonly options: Readonly<Resolved>;
+  readonly spec: VariantSpec;
+  readonly teacherQueue: MemoryQueue;
+  /** The student queue (`null` for one-queue, which compares against the teacher queue). */
+  readonly studentQueue: MemoryQueue | null;
+  /** The one-queue head Ds→Dt (`null` for the other variants). */
+  readonly head: Linear | null;
+  private readonly engine: LossEngine;
+  private pending: Pending | null = null;
+  private steps = 0;
+
+  constructor(options: CompressLossOptions) {
+    const o = resolve(options);
+    this.options = o;
+    this.spec = variantSpec(o.variant);
+    const warn = options.onWarning ?? ((m: string) => console.warn(`CompressLoss: ${m}`));
+    if (o.datasetSize !== undefined) {
+      const w = checkQueueSize(o.queueSize, o.datasetSize);
+      if (w !== null) warn(w);
+    }
+    this.engine = chooseEngine(o.engine);
+    const rng = new Rng(o.seed);
+    const init = options.initial ?? {};
+    const K = o.queueSize;
+    const qDim = this.spec.studentQueue === null ? 0 : o.studentDim;
+    let teacherQueue: MemoryQueue | null = null;
+    let studentQueue: MemoryQueue | null = null;
+    try {
+      teacherQueue = MemoryQueue.create({
+        size: K,
+        dim: o.teacherDim,
+        rng: rng.fork('queue:teacher'),
+        storage: this.engine.storage(K * o.teacherDim, `teacher queue ${K}×${o.teacherDim}`),
+        ...(init.teacherQueue ? { values: init.teacherQueue } : {}),
+        ...(init.pointer !== undefined ? { pointer: init.pointer } : {}),
+      });
+      if (qDim > 0) {
+        studentQueue = MemoryQueue.create({
+          size: K,
+          dim: qDim,
+          rng: rng.fork('queue:student'),
+          storage: this.engine.storage(K * qDim, `student queue ${K}×${qDim}`),
+          ...(init.studentQueue ? { values: init.studentQueue } : {}),
+          ...(init.pointer !== undefined ? { pointer: init.pointer } : {}),
+        });
+      }
+      this.engine.reserve(o.batchSize, K, this.spec.head ? o.teacherDim : o.studentDim, o.teacherDim);
+    } catch (e) {
+      teacherQueue?.dispose();
+      studentQueue?.dispose();
+      this.engine.dispose();
+      if (e instanceof CompressError && e.code === 'OUT_OF_MEMORY')
+        throw outOfMemory(o, qDim, this.engine, e);
+      throw e;
+    }
+    this.teacherQueue = teacherQueue;
+    this.studentQueue = studentQueue;
+    this.head = this.spec.head
+      ? new Linear(
+          o.studentDim,
+          o.teacherDim,
+          init.headWeight && init.headBias
+            ? { weight: init.headWeight, bias: init.headBias }
+            : rng.fork('head'),
+          'one-queue head',
+        )
+      : null;
+  }
+
+  /** Which engine computes the loss. */
+  get engineName(): 'wasm' | 'tfjs' {
+    return this.engine.name;
+  }
+
+  /** Number of completed steps (calls of {@link update}). */
+  get step(): number {
+    return this.steps;
+  }
+
+  /** Variables the trainer's optimizer must update besides the student (the one-queue head). */
+  get trainableVariables(): tf.Variable[] {
+    return this.head?.variables ?? [];
+  }
+
+  /**
+   * The loss of one batch (a scalar tensor), against the queues before this batch. Call it inside
+   * the gradient tape; then step the optimizer; then {@link update}.
+   *
+   * @param teacher B×Dt teacher features (constants: no gradient).
+   * @param student B×Ds student features: a tensor in the tape.
+   * @param key B×Ds key-encoder features (momentum variant only; no gradient).
+   */
+  forward(teacher: Features, student: tf.Tensor2D, key?: Features): tf.Scalar {
+    if (this.pending !== null) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `CompressLoss step ${this.steps}: forward() was called again before update(); call update() after the optimizer step (or discard() to drop the pending batch)`,
+        { input: 'forward' },
+      );
+    }
+    const { batch, tn, keyRows } = this.prepare(teacher, student, key);
+    const o = this.options;
+    const queueForStudent = this.studentQueue ?? this.teacherQueue;
+    const head = this.head;
+    let studentRows: Float32Array | null = null;
+    // One custom-gradient node for the whole loss: tfjs-core registers no gradients by itself in
+    // Node, and the analytic gradient avoids the transposed products that are slow on wasm.
+    const lossOf = tf.customGrad(((...args: unknown[]) => {
+      const [s, w, b] = args as [tf.Tensor2D, tf.Tensor2D | undefined, tf.Tensor1D | undefined];
+      // h = s (two queues) or s·W + b (one-queue head): B×Dh.
+      const hT = w && b ? tf.add(tf.matMul(s, w), b) : s;
+      const dh = hT.shape[1]!;
+      const hv = hT.dataSync() as Float32Array;
+      // sn = h / ‖h‖₂ per row (the paper's Normalize, no epsilon).
+      const { sn, norms } = normalize(hv, dh);
+      this.checkFinite(
+        sn,
+        batch,
+        head
+          ? 'normalised head outputs (a zero row has no direction)'
+          : 'normalised studentFeats (a zero row has no direction)',
+      );
+      const { loss, grad } = this.engine.lossAndGrad(
+        this.teacherQueue,
+        queueForStudent,
+        tn,
+        sn,
+        batch,
+        o.temperature,
+      );
+      if (!Number.isFinite(loss)) {
+        throw new CompressError(
+          'NON_FINITE',
+          `CompressLoss step ${this.steps}: the loss is ${loss} although the inputs are finite; the queues were not changed`,
+          { input: 'loss' },
+        );
+      }
+      studentRows = this.spec.studentQueue === 'student' ? sn : null;
+      // d loss/d h_i = (g_i − (g_i·sn_i) sn_i) / ‖h_i‖: B×Dh.
+      const gh = normalizeBackward(grad, sn, norms, dh);
+      return {
+        value: tf.scalar(loss),
+        gradFunc: (dy: tf.Tensor) =>
+          tf.tidy(() => {
+            const g = tf.mul(dy, tf.tensor2d(gh, [batch, dh])) as tf.Tensor2D;
+            if (!(w && b)) return [g];
+            // d/ds = g·Wᵀ = (W·gᵀ)ᵀ, d/dW = sᵀ·g, d/db = Σ_i g_i (no transposed-operand products).
+            const ds = tf.transpose(tf.matMul(w, tf.transpose(g)));
+            const dw = tf.matMul(tf.transpose(s), g);
+            return [ds, dw, tf.sum(g, 0)];
+          }),
+      };
+    }) as unknown as Parameters<typeof tf.customGrad<tf.Scalar>>[0]);
+    const value = head === null ? lossOf(student) : lossOf(student, head.weight, head.bias);
+    this.pending = { batch, tn, studentRows: this.spec.studentQueue === 'key' ? keyRows : studentRows };
+    return value;
+  }
+
+  /**
+   * Writes the batch of the last {@link forward} into the queues (the paper's `dequeue_and_enqueue`)
+   * and returns the queue rows written.
+   */
+  update(): Int32Array {
+    const p = this.pending;
+    if (p === null) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `CompressLoss step ${this.steps}: update() needs a forward() first (one forward, then the optimizer step, then update)`,
+        { input: 'update' },
+      );
+    }
+    const rows = this.teacherQueue.enqueue(p.tn);
+    if (this.studentQueue !== null && p.studentRows !== null) this.studentQueue.enqueue(p.studentRows);
+    this.pending = null;
+    this.steps++;
+    return rows;
+  }
+
+  /** Drops the batch of the last {@link forward} without writing it (e.g. after an evaluation pass). */
+  discard(): void {
+    this.pending = null;
+  }
+
+  /** Logits, p and log q of a batch against the current queues (nothing is written). */
+  similarities(teacher: Features, student: tf.Tensor2D, key?: Features): Similarities {
+    const { batch, tn } = this.prepare(teacher, student, key);
+    const h = this.head === null ? student : this.head.apply(student);
+    const { sn } = normalize(h.dataSync() as Float32Array, h.shape[1]);
+    if (h !== student) h.dispose();
+    const out = tf.tidy(() => {
+      const s = tfSimilarities(
+        this.teacherQueue,
+        this.studentQueue ?? this.teacherQueue,
+        tn,
+        sn,
+        batch,
+        this.options.temperature,
+      );
+      return [s.lt, s.ls, s.p, s.logq];
+    });
+    const [lt, ls, p, logq] = out.map((t) => t.dataSync() as Float32Array) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    tf.dispose(out);
+    return { teacherLogits: lt, studentLogits: ls, teacherProbs: p, studentLogProbs: logq };
+  }
+
+  /** Options, step, queues (values + pointer) and head, for a checkpoint. */
+  state(): CompressLossState {
+    const { engine: _e, batchSize: _b, ...options } = this.options;
+    return {
+      kind: 'compress/compress-loss',
+      version: 1,
+      options,
+      step: this.steps,
+      teacherQueue: this.teacherQueue.state(),
+      studentQueue: this.studentQueue?.state() ?? null,
+      head: this.head?.state() ?? null,
+    };
+  }
+
+  /** Restores {@link state} exactly; refuses a state made with other options. */
+  restore(state: CompressLossState): void {
+    if (state?.kind !== 'compress/compress-loss' || state.version !== 1) {
+      throw new CompressError(
+        'MISMATCH',
+        `not a CompressLoss state: expected kind 'compress/compress-loss' version 1, found ${JSON.stringify(state?.kind)} version ${state?.version}`,
+        { input: 'state' },
+      );
+    }
+    const mine = this.state().options;
+    for (const key of Object.keys(mine) as (keyof typeof mine)[]) {
+      if (mine[key] !== state.options[key]) {
+        throw new CompressError(
+          'MISMATCH',
+          `CompressLoss state was made with ${key} = ${JSON.stringify(state.options[key])}, this loss has ${JSON.stringify(mine[key])}`,
+          { input: `state.options.${key}` },
+        );
+      }
+    }
+    this.teacherQueue.load(state.teacherQueue);
+    if (this.studentQueue !== null) {
+      if (state.studentQueue === null) {
+        throw new CompressError('MISMATCH', 'CompressLoss state has no student queue', {
+          input: 'state.studentQueue',
+        });
+      }
+      this.studentQueue.load(state.studentQueue);
+    }
+    if (this.head !== null) {
+      if (state.head === null) {
+        throw new CompressError('MISMATCH', 'CompressLoss state has no one-queue head', {
+          input: 'state.head',
+        });
+      }
+      this.head.load(state.head);
+    }
+    this.steps = state.step;
+    this.pending = null;
+  }
+
+  /** Frees the queues (wasm heap included), the workspace and the head. */
+  dispose(): void {
+    this.teacherQueue.dispose();
+    this.studentQueue?.dispose();
+    this.head?.dispose();
+    this.engine.dispose();
+  }
+
+  /** Validates shapes and values and normalises the constant inputs. Touches no queue. */
+  private prepare(
+    teacher: Features,
+    student: tf.Tensor2D,
+    key: Features | undefined,
+  ): { batch: number; tn: Float32Array; keyRows: Float32Array | null } {
+    const o = this.options;
+    if (!(student instanceof tf.Tensor) || student.rank !== 2 || student.shape[1] !== o.studentDim) {
+      throw new CompressError(
+        'SHAPE_MISMATCH',
+        `CompressLoss step ${this.steps}: studentFeats must be a B×${o.studentDim} tensor, found ${student instanceof tf.Tensor ? `shape [${student.shape}]` : typeof student}`,
+        { input: 'studentFeats' },
+      );
+    }
+    const batch = student.shape[0];
+    if (batch < 1 || batch > o.queueSize) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `CompressLoss step ${this.steps}: batch size must be between 1 and K = ${o.queueSize}, found ${batch}`,
+        { input: 'studentFeats' },
+      );
+    }
+    const t = rows(teacher, batch, o.teacherDim, 'teacherFeats', this.steps);
+    this.checkFinite(t, batch, 'teacherFeats');
+    this.checkFinite(student.dataSync() as Float32Array, batch, 'studentFeats');
+    let keyRows: Float32Array | null = null;
+    if (this.spec.studentQueue === 'key') {
+      if (key === undefined) {
+        throw new CompressError(
+          'INVALID_ARGUMENT',
+          `CompressLoss step ${this.steps}: the momentum variant needs keyFeats (the key encoder's B×${o.studentDim} features)`,
+          { input: 'keyFeats' },
+        );
+      }
+      const k = rows(key, batch, o.studentDim, 'keyFeats', this.steps);
+      this.checkFinite(k, batch, 'keyFeats');
+      keyRows = normalizeRows(k, o.studentDim);
+      this.checkFinite(keyRows, batch, 'normalised keyFeats (a zero row has no direction)');
+    } else if (key !== undefined) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `CompressLoss step ${this.steps}: keyFeats is only used by the momentum variant, this loss is '${o.variant}'`,
+        { input: 'keyFeats' },
+      );
+    }
+    const tn = normalizeRows(t, o.teacherDim);
+    this.checkFinite(tn, batch, 'normalised teacherFeats (a zero row has no direction)');
+    return { batch, tn, keyRows };
+  }
+
+  private checkFinite(data: Float32Array, batch: number, name: string): void {
+    try {
+      assertFinite(
+        { rows: batch, dim: data.length / batch, data },
+        `CompressLoss step ${this.steps}: ${name}`,
+      );
+    } catch (e) {
+      if (e instanceof CompressError) {
+        throw new CompressError(e.code, `${e.message}; the queues were not changed`, { input: name });
+      }
+      throw e;
+    }
+  }
+}
+
+function resolve(options: CompressLossOptions): Resolved {
+  if (options === null || typeof options !== 'object') {
+    throw new CompressError('INVALID_ARGUMENT', 'CompressLoss needs an options object', { input: 'options' });
+  }
+  const o: Resolved = {
+    variant: options.variant ?? defaultCompressLossOptions.variant,
+    teacherDim: options.teacherDim,
+    studentDim: options.studentDim,
+    queueSize: options.queueSize ?? defaultCompressLossOptions.queueSize,
+    temperature: options.temperature ?? defaultCompressLossOptions.temperature,
+    seed: options.seed ?? defaultCompressLossOptions.seed,
+    batchSize: options.batchSize ?? defaultCompressLossOptions.batchSize,
+    engine: options.engine ?? defaultCompressLossOptions.engine,
+    datasetSize: options.datasetSize,
+  };
+  variantSpec(o.variant);
+  for (const k of ['teacherDim', 'studentDim', 'queueSize', 'batchSize'] as const) {
+    if (!Number.isInteger(o[k]) || o[k] < 1) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `CompressLoss: ${k} must be a positive integer, got ${o[k]}`,
+        {
+          input: k,
+        },
+      );
+    }
+  }
+  if (!(o.temperature > 0) || !Number.isFinite(o.temperature)) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `CompressLoss: temperature must be a positive number, got ${o.temperature}`,
+      {
+        input: 'temperature',
+      },
+    );
+  }
+  if (!['auto', 'wasm', 'tfjs'].includes(o.engine)) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `CompressLoss: engine must be 'auto', 'wasm' or 'tfjs', got ${JSON.stringify(o.engine)}`,
+      {
+        input: 'engine',
+      },
+    );
+  }
+  return o;
+}
+
+function chooseEngine(choice: Resolved['engine']): LossEngine {
+  if (choice === 'tfjs') return new TfjsEngine();
+  const heap = tf.getBackend() === 'wasm' ? WasmHeap.of(tf.backend()) : null;
+  if (heap !== null) return new WasmEngine(heap);
+  if (choice === 'wasm') {
+    throw new CompressError(
+      'BACKEND_UNAVAILABLE',
+      `CompressLoss: engine 'wasm' needs the tfjs wasm backend (@tensorflow/tfjs-backend-wasm 4.x) to be active, found backend '${tf.getBackend()}'; call tf.setBackend('wasm') first or use engine 'auto'`,
+      { input: 'engine' },
+    );
+  }
+  return new TfjsEngine();
+}
+
+function outOfMemory(o: Resolved, qDim: number, engine: LossEngine, cause: CompressError): CompressError {
+  const B = o.batchSize;
+  const dim = Math.max(o.teacherDim, o.studentDim);
+  const perRow = 4 * (o.teacherDim + qDim) + (engine.name === 'wasm' ? 4 * 3 * B : 0);
+  const need = o.queueSize * perRow + (engine.name === 'wasm' ? 8 * dim * B : 0);
+  let fits = '';
+  if (engine instanceof WasmEngine || engine.name === 'wasm') {
+    const heap = WasmHeap.of(tf.backend());
+    if (heap !== null) {
+      const room = heap.heapMax - heap.heapSize + 0; // what the heap can still grow by
+      const k = Math.floor((Math.max(room, 0) * 0.9) / perRow);
+      fits = `; about K = ${k} would fit the room left (${formatBytes(room)})`;
+    }
+  }
+  return new CompressError(
+    'OUT_OF_MEMORY',
+    `CompressLoss: queues of K = ${o.queueSize} rows (teacher ${o.teacherDim} + student ${qDim} dims) and the step workspace for B = ${B} need ${formatBytes(need)} on the ${engine.name} engine, which does not fit (${cause.message})${fits}`,
+    { input: 'queueSize', cause },
+  );
+}
+
+function rows(x: Features, batch: number, dim: number, name: string, step: number): Float32Array {
+  if (x instanceof tf.Tensor) {
+    if (x.rank !== 2 || x.shape[0] !== batch || x.shape[1] !== dim) {
+      throw new CompressError(
+        'SHAPE_MISMATCH',
+        `CompressLoss step ${step}: ${name} must be ${batch}×${dim} (B×D), found shape [${x.shape}]`,
+        { input: name },
+      );
+    }
+    return x.dataSync() as Float32Array;
+  }
+  if (x === null || typeof x !== 'object' || !(x.data instanceof Float32Array)) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `CompressLoss step ${step}: ${name} must be a FeatureMatrix or a tensor, found ${x === null ? 'null' : typeof x}`,
+      { input: name },
+    );
+  }
+  if (x.rows !== batch || x.dim !== dim || x.data.length !== batch * dim) {
+    throw new CompressError(
+      'SHAPE_MISMATCH',
+      `CompressLoss step ${step}: ${name} must be ${batch}×${dim} (B×D), found ${x.rows}×${x.dim} with ${x.data.length} values`,
+      { input: name },
+    );
+  }
+  return x.data;
+}
+
+function normalizeRows(x: Float32Array, dim: number): Float32Array {
+  return normalize(x, dim).sn;
+}
+
+/** x / ‖x‖₂ per row, in double precision, without epsilon (a zero row gives NaN, caught by the caller). */
+function normalize(x: Float32Array, dim: number): { sn: Float32Array; norms: Float64Array } {
+  const sn = new Float32Array(x.length);
+  const norms = new Float64Array(x.length / dim);
+  for (let r = 0, o = 0; o < x.length; r++, o += dim) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += x[o + j]! * x[o + j]!;
+    const n = Math.sqrt(s);
+    norms[r] = n;
+    for (let j = 0; j < dim; j++) sn[o + j] = x[o + j]! / n;
+  }
+  return { sn, norms };
+}
+
+/** Gradient through x ↦ x/‖x‖: (g − (g·u) u) / ‖x‖ per row, u = x/‖x‖. */
+function normalizeBackward(g: Float32Array, u: Float32Array, norms: Float64Array, dim: number): Float32Array {
+  const out = new Float32Array(g.length);
+  for (let r = 0, o = 0; o < g.length; r++, o += dim) {
+    let dot = 0;
+    for (let j = 0; j < dim; j++) dot += g[o + j]! * u[o + j]!;
+    const inv = 1 / norms[r]!;
+    for (let j = 0; j < dim; j++) out[o + j] = (g[o + j]! - dot * u[o + j]!) * inv;
+  }
+  return out;
+}
