@@ -78,55 +78,109 @@ export class RegLoss implements BaselineLoss {
   }
 
   /**
-   * The projected (and, for Reg-BN, batch-normalised) student features: B×Dt. In training mode the
-   * BatchNorm uses and updates batch statistics.
+   * The projected (and, for Reg-BN, batch-normalised) student features: B×Dt, without gradient
+   * (for evaluation). `training` selects batch statistics (and updates the running ones) or the
+   * running statistics.
    */
-  project(student: tf.Tensor2D, training = true): tf.Tensor2D {
-    return tf.tidy(() => {
-      const y = this.projection.apply(student);
-      if (!this.batchNorm) return y;
-      const b = student.shape[0];
-      let mean: tf.Tensor1D;
-      let variance: tf.Tensor1D;
-      if (training) {
-        if (b < 2) {
-          throw new CompressError(
-            'INVALID_ARGUMENT',
-            `Reg-BN: training needs batches of at least 2 rows, found ${b}`,
-            {
-              input: 'studentFeats',
-            },
-          );
-        }
-        const m = tf.moments(y, 0);
-        mean = m.mean as tf.Tensor1D;
-        variance = m.variance as tf.Tensor1D;
-        const mom = this.momentum;
-        const unbiased = tf.mul(variance, b / (b - 1));
-        this.runningMean!.assign(tf.add(tf.mul(this.runningMean!, 1 - mom), tf.mul(mean, mom)));
-        this.runningVar!.assign(tf.add(tf.mul(this.runningVar!, 1 - mom), tf.mul(unbiased, mom)));
-      } else {
-        mean = this.runningMean!;
-        variance = this.runningVar!;
-      }
-      const xhat = tf.div(tf.sub(y, mean), tf.sqrt(tf.add(variance, this.epsilon)));
-      return tf.add(tf.mul(xhat, this.gamma!), this.beta!) as tf.Tensor2D;
-    });
+  project(student: tf.Tensor2D, training = false): tf.Tensor2D {
+    return tf.tidy(() => this.projectWithCache(student, training).z);
   }
 
-  /** The loss (scalar, in the tape): MSE between the projection and the L2-normalised teacher feature. */
+  /** Forward of the projection, keeping what the backward needs. */
+  private projectWithCache(
+    student: tf.Tensor2D,
+    training: boolean,
+  ): { z: tf.Tensor2D; xhat: tf.Tensor2D | null; invStd: tf.Tensor1D | null } {
+    const y = this.projection.apply(student);
+    if (!this.batchNorm) return { z: y, xhat: null, invStd: null };
+    const b = student.shape[0];
+    let mean: tf.Tensor1D;
+    let variance: tf.Tensor1D;
+    if (training) {
+      if (b < 2) {
+        throw new CompressError(
+          'INVALID_ARGUMENT',
+          `Reg-BN: training needs batches of at least 2 rows, found ${b}`,
+          {
+            input: 'studentFeats',
+          },
+        );
+      }
+      const m = tf.moments(y, 0);
+      mean = m.mean as tf.Tensor1D;
+      variance = m.variance as tf.Tensor1D; // biased, for normalising (as PyTorch)
+      const mom = this.momentum;
+      // Running statistics use the unbiased variance (as PyTorch).
+      this.runningMean!.assign(tf.add(tf.mul(this.runningMean!, 1 - mom), tf.mul(mean, mom)));
+      this.runningVar!.assign(
+        tf.add(tf.mul(this.runningVar!, 1 - mom), tf.mul(variance, (mom * b) / (b - 1))),
+      );
+    } else {
+      mean = this.runningMean!;
+      variance = this.runningVar!;
+    }
+    const invStd = tf.rsqrt(tf.add(variance, this.epsilon)) as tf.Tensor1D;
+    const xhat = tf.mul(tf.sub(y, mean), invStd) as tf.Tensor2D;
+    return { z: tf.add(tf.mul(xhat, this.gamma!), this.beta!) as tf.Tensor2D, xhat, invStd };
+  }
+
+  /**
+   * The loss (a scalar in the gradient tape): MSE between the projection and the L2-normalised
+   * teacher feature. Gradients reach the student, the projection and (Reg-BN) γ, β. `training`
+   * (default) uses and updates the BatchNorm's batch statistics.
+   */
   forward(teacher: tf.Tensor2D, student: tf.Tensor2D, training = true): tf.Scalar {
-    if (teacher.rank !== 2 || teacher.shape[1] !== this.teacherDim || teacher.shape[0] !== student.shape[0]) {
+    const [b, ds] = student.shape;
+    if (teacher.rank !== 2 || teacher.shape[1] !== this.teacherDim || teacher.shape[0] !== b) {
       throw new CompressError(
         'SHAPE_MISMATCH',
-        `Reg: teacherFeats must be ${student.shape[0]}×${this.teacherDim}, found [${teacher.shape}]`,
+        `Reg: teacherFeats must be ${b}×${this.teacherDim}, found [${teacher.shape}]`,
         { input: 'teacherFeats' },
       );
     }
-    return tf.tidy(() => {
+    if (ds !== this.projection.inDim) {
+      throw new CompressError(
+        'SHAPE_MISMATCH',
+        `Reg: studentFeats must be ${b}×${this.projection.inDim}, found [${student.shape}]`,
+        { input: 'studentFeats' },
+      );
+    }
+    const bn = this.batchNorm;
+    const f = tf.customGrad(((...args: unknown[]) => {
+      const [s, w] = args as [tf.Tensor2D, tf.Tensor2D];
+      const { z, xhat, invStd } = this.projectWithCache(s, training);
       const t = tf.div(teacher, tf.norm(teacher, 'euclidean', 1, true));
-      return tf.mean(tf.squaredDifference(this.project(student, training), t)) as tf.Scalar;
-    });
+      const diff = tf.sub(z, t);
+      const n = b * this.teacherDim;
+      const value = tf.div(tf.sum(tf.square(diff)), n) as tf.Scalar;
+      // d loss/d z = 2 (z − t) / (B·Dt).
+      const dz = tf.mul(diff, 2 / n) as tf.Tensor2D;
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor) =>
+          tf.tidy(() => {
+            const g = tf.mul(dz, dy) as tf.Tensor2D;
+            if (!bn) return Linear.backward(s, w, g);
+            // BatchNorm backward: dγ = Σ g·x̂, dβ = Σ g, and for y (batch statistics)
+            // dy = (invStd / B)·(B·dx̂ − Σ dx̂ − x̂·Σ(dx̂·x̂)), dx̂ = g·γ.
+            const dGamma = tf.sum(tf.mul(g, xhat!), 0);
+            const dBeta = tf.sum(g, 0);
+            const dxhat = tf.mul(g, this.gamma!);
+            const dyBn = training
+              ? tf.mul(
+                  tf.sub(
+                    tf.sub(tf.mul(dxhat, b), tf.sum(dxhat, 0)),
+                    tf.mul(xhat!, tf.sum(tf.mul(dxhat, xhat!), 0)),
+                  ),
+                  tf.div(invStd!, b),
+                )
+              : tf.mul(dxhat, invStd!);
+            return [...Linear.backward(s, w, dyBn as tf.Tensor2D), dGamma, dBeta];
+          }),
+      };
+    }) as unknown as Parameters<typeof tf.customGrad<tf.Scalar>>[0]);
+    const p = this.projection;
+    return bn ? f(student, p.weight, p.bias, this.gamma!, this.beta!) : f(student, p.weight, p.bias);
   }
 
   dispose(): void {
@@ -187,7 +241,10 @@ export class ClusterClassifier implements BaselineLoss {
     return this.classifier.apply(student);
   }
 
-  /** Cross-entropy (mean over the batch) of the classifier on the pseudo-labels: a scalar in the tape. */
+  /**
+   * Cross-entropy (mean over the batch) of the classifier on the pseudo-labels: a scalar in the
+   * gradient tape; gradients reach the student and the classifier.
+   */
   forward(student: tf.Tensor2D, labels: Int32Array): tf.Scalar {
     const b = student.shape[0];
     if (labels.length !== b) {
@@ -209,11 +266,19 @@ export class ClusterClassifier implements BaselineLoss {
         );
       }
     }
-    return tf.tidy(() => {
-      const logp = tf.logSoftmax(this.logits(student));
+    const f = tf.customGrad(((...args: unknown[]) => {
+      const [s, w] = args as [tf.Tensor2D, tf.Tensor2D];
+      const logp = tf.logSoftmax(this.logits(s));
       const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), this.clusters);
-      return tf.neg(tf.mean(tf.sum(tf.mul(onehot, logp), 1))) as tf.Scalar;
-    });
+      const value = tf.neg(tf.div(tf.sum(tf.mul(onehot, logp)), b)) as tf.Scalar;
+      // d loss/d logits = (softmax − onehot) / B.
+      const dl = tf.div(tf.sub(tf.exp(logp), onehot), b) as tf.Tensor2D;
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor) => tf.tidy(() => Linear.backward(s, w, tf.mul(dl, dy) as tf.Tensor2D)),
+      };
+    }) as unknown as Parameters<typeof tf.customGrad<tf.Scalar>>[0]);
+    return f(student, this.classifier.weight, this.classifier.bias);
   }
 
   /** The predicted cluster of every row. */

@@ -270,10 +270,7 @@ export class CompressLoss {
           tf.tidy(() => {
             const g = tf.mul(dy, tf.tensor2d(gh, [batch, dh])) as tf.Tensor2D;
             if (!(w && b)) return [g];
-            // d/ds = g·Wᵀ = (W·gᵀ)ᵀ, d/dW = sᵀ·g, d/db = Σ_i g_i (no transposed-operand products).
-            const ds = tf.transpose(tf.matMul(w, tf.transpose(g)));
-            const dw = tf.matMul(tf.transpose(s), g);
-            return [ds, dw, tf.sum(g, 0)];
+            return Linear.backward(s, w, g);
           }),
       };
     }) as unknown as Parameters<typeof tf.customGrad<tf.Scalar>>[0]);

@@ -56,6 +56,22 @@ export class Linear {
     return tf.add(tf.matMul(x, this.weight), this.bias);
   }
 
+  /**
+   * Gradients of y = x·W + b given g = d loss/d y (B×out): [d/dx, d/dW, d/db], computed without
+   * transposed-operand products (slow on wasm): d/dx = (W·gᵀ)ᵀ, d/dW = xᵀ·g, d/db = Σ_i g_i.
+   */
+  static backward(
+    x: tf.Tensor2D,
+    weight: tf.Tensor2D,
+    g: tf.Tensor2D,
+  ): [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D] {
+    return tf.tidy(() => [
+      tf.transpose(tf.matMul(weight, tf.transpose(g))) as tf.Tensor2D,
+      tf.matMul(tf.transpose(x), g),
+      tf.sum(g, 0) as tf.Tensor1D,
+    ]);
+  }
+
   get variables(): tf.Variable[] {
     return [this.weight, this.bias];
   }

@@ -13,7 +13,8 @@
  * exponent ever exceeds 0, whatever T), and writes d loss / d ls = (q − p) / (B·T) into `grad` in
  * chunk-major layout: chunk c (queue rows k0…k0+n−1, n = min(chunk, K − k0)) occupies
  * `grad[k0·B … (k0+n)·B)` as a B×n row-major block, ready to be multiplied by that chunk of the queue.
- * `lt` and `ls` are overwritten with the unnormalised exponentials.
+ * `lt` and `ls` are overwritten with the unnormalised exponentials. Columns `batch…B−1` are padding:
+ * they count in neither the loss nor the gradient (whose scale uses `batch`).
  */
 export function softmaxKL(
   lt: Float32Array,
@@ -23,6 +24,7 @@ export function softmaxKL(
   T: number,
   grad: Float32Array,
   chunk: number,
+  batch = B,
 ): number {
   const invT = 1 / T;
   const mt = new Float64Array(B).fill(Number.NEGATIVE_INFINITY);
@@ -57,12 +59,12 @@ export function softmaxKL(
   let loss = 0;
   const wt = new Float64Array(B);
   const ws = new Float64Array(B);
-  for (let i = 0; i < B; i++) {
+  for (let i = 0; i < batch; i++) {
     const sti = st[i]!;
     const ssi = ss[i]!;
     loss += (cross[i]! * invT) / sti - (mt[i]! - ms[i]!) * invT - Math.log(sti) + Math.log(ssi);
-    wt[i] = 1 / (sti * B * T);
-    ws[i] = 1 / (ssi * B * T);
+    wt[i] = 1 / (sti * batch * T);
+    ws[i] = 1 / (ssi * batch * T);
   }
   for (let k0 = 0; k0 < K; k0 += chunk) {
     const n = Math.min(chunk, K - k0);
@@ -75,5 +77,5 @@ export function softmaxKL(
       for (let j = 0; j < n; j++, src += B) grad[out + j] = ls[src]! * wsi - lt[src]! * wti;
     }
   }
-  return loss / B;
+  return loss / batch;
 }

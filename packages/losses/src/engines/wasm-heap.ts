@@ -15,7 +15,8 @@ export class WasmHeap {
   /** Largest heap the backend can grow to (4 GiB − 64 KiB for tfjs-backend-wasm 4.x). */
   readonly heapMax: number;
   private readonly module: WasmModule;
-  private readonly memory: { buffer: ArrayBufferLike } | null;
+  /** The backend's `WebAssembly.Memory`, when its module exports it (for kernels that share it). */
+  readonly memory: { buffer: ArrayBufferLike } | null;
   private readonly backend: { dataIdNextNumber: number };
   private readonly matMul: (...args: unknown[]) => void;
 

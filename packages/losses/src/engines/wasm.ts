@@ -3,6 +3,7 @@ import type { MemoryQueue } from '../queue.js';
 import { softmaxKL } from '../softmax-kl.js';
 import { formatBytes, type QueueStorage } from '../storage.js';
 import type { LossAndGrad, LossEngine } from './engine.js';
+import { SoftmaxKlSimd } from './simd.js';
 import type { WasmHeap } from './wasm-heap.js';
 
 /**
@@ -26,6 +27,8 @@ export const BACKWARD_CHUNK = 2048;
 export class WasmEngine implements LossEngine {
   readonly name = 'wasm' as const;
   private readonly heap: WasmHeap;
+  /** The SIMD softmax pass, or null (then the plain-JS {@link softmaxKL} runs). */
+  private readonly simd: SoftmaxKlSimd | null;
   private ws: {
     batch: number;
     size: number;
@@ -37,8 +40,14 @@ export class WasmEngine implements LossEngine {
     part: number;
   } | null = null;
 
-  constructor(heap: WasmHeap) {
+  constructor(heap: WasmHeap, options: { simd?: boolean } = {}) {
     this.heap = heap;
+    this.simd = options.simd === false ? null : SoftmaxKlSimd.create(heap);
+  }
+
+  /** Whether the softmax pass runs as WebAssembly SIMD (else plain JavaScript). */
+  get usesSimd(): boolean {
+    return this.simd !== null;
   }
 
   storage(length: number, what: string): QueueStorage {
@@ -56,7 +65,8 @@ export class WasmEngine implements LossEngine {
     return 4 * (3 * size * batch + 2 * dim * batch);
   }
 
-  reserve(batch: number, size: number, studentDim: number, teacherDim: number): void {
+  reserve(batchSize: number, size: number, studentDim: number, teacherDim: number): void {
+    const batch = padded(batchSize);
     const dim = Math.max(studentDim, teacherDim);
     if (this.ws !== null && this.ws.batch >= batch && this.ws.size === size && this.ws.dim >= dim) return;
     this.release();
@@ -97,26 +107,33 @@ export class WasmEngine implements LossEngine {
     this.reserve(batch, K, ds, dt);
     const ws = this.ws!;
     const heap = this.heap;
-    // lt = Qt·tnᵀ: K×B.
-    transposeInto(tn, batch, dt, heap.f32(ws.x, dt * batch));
-    heap.gemm(qt, K, dt, ws.x, batch, ws.lt);
-    // ls = Qs·snᵀ: K×B.
-    transposeInto(sn, batch, ds, heap.f32(ws.x, ds * batch));
-    heap.gemm(qs, K, ds, ws.x, batch, ws.ls);
-    const loss = softmaxKL(
-      heap.f32(ws.lt, K * batch),
-      heap.f32(ws.ls, K * batch),
-      K,
-      batch,
-      temperature,
-      heap.f32(ws.g, K * batch),
-      BACKWARD_CHUNK,
-    );
-    // d loss/d sn = Σ_c G_c[B×n] · Qs[k0…k0+n)[n×Ds]: B×Ds.
+    // Columns are padded to a multiple of 4 (the SIMD width) with zero features: their similarities
+    // are 0, and they count in neither the loss nor the gradient.
+    const bp = padded(batch);
+    // lt = Qt·tnᵀ: K×Bp.
+    transposeInto(tn, batch, dt, bp, heap.f32(ws.x, dt * bp));
+    heap.gemm(qt, K, dt, ws.x, bp, ws.lt);
+    // ls = Qs·snᵀ: K×Bp.
+    transposeInto(sn, batch, ds, bp, heap.f32(ws.x, ds * bp));
+    heap.gemm(qs, K, ds, ws.x, bp, ws.ls);
+    const loss =
+      this.simd !== null
+        ? this.simd.run(ws.lt, ws.ls, K, bp, temperature, ws.g, BACKWARD_CHUNK, batch)
+        : softmaxKL(
+            heap.f32(ws.lt, K * bp),
+            heap.f32(ws.ls, K * bp),
+            K,
+            bp,
+            temperature,
+            heap.f32(ws.g, K * bp),
+            BACKWARD_CHUNK,
+            batch,
+          );
+    // d loss/d sn = Σ_c G_c[Bp×n] · Qs[k0…k0+n)[n×Ds]: Bp×Ds, of which the first B rows count.
     const acc = new Float64Array(batch * ds);
     for (let k0 = 0; k0 < K; k0 += BACKWARD_CHUNK) {
       const n = Math.min(BACKWARD_CHUNK, K - k0);
-      heap.gemm(ws.g + k0 * batch * 4, batch, n, qs + k0 * ds * 4, ds, ws.part);
+      heap.gemm(ws.g + k0 * bp * 4, bp, n, qs + k0 * ds * 4, ds, ws.part);
       const part = heap.f32(ws.part, batch * ds);
       for (let j = 0; j < part.length; j++) acc[j] = acc[j]! + part[j]!;
     }
@@ -146,10 +163,16 @@ function wasmOffset(queue: MemoryQueue): number {
   return s.offset;
 }
 
-/** out[D×B] = xᵀ for x: B×D row-major. */
-function transposeInto(x: Float32Array, b: number, d: number, out: Float32Array): void {
+/** B rounded up to the SIMD width. */
+function padded(b: number): number {
+  return (b + 3) & ~3;
+}
+
+/** out[D×Bp] = xᵀ for x: B×D row-major, columns B…Bp−1 zero. */
+function transposeInto(x: Float32Array, b: number, d: number, bp: number, out: Float32Array): void {
+  out.fill(0);
   for (let i = 0; i < b; i++) {
     const o = i * d;
-    for (let j = 0; j < d; j++) out[j * b + i] = x[o + j]!;
+    for (let j = 0; j < d; j++) out[j * bp + i] = x[o + j]!;
   }
 }
