@@ -1,1 +1,16 @@
-export {};
+export {
+  type CacheSummary,
+  type CacheTeacherFeaturesOptions,
+  cacheTeacherFeatures,
+  cacheTeacherFeaturesSteps,
+} from './cache-features.js';
+export type { CacheDtype } from './cache-format.js';
+export { CachedTeacher, type CachedTeacherOptions } from './cached-teacher.js';
+export { IMAGENET, type InputLayout, type Normalization } from './layout.js';
+export {
+  type ChannelMode,
+  defaultOnnxTeacherOptions,
+  OnnxTeacher,
+  type OnnxTeacherOptions,
+} from './onnx-teacher.js';
+export { isCudaInstalled, type Provider } from './providers.js';

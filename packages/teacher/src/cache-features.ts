@@ -1,0 +1,360 @@
+import { mkdir, open, stat } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { dirname } from 'node:path';
+import {
+  assertFinite,
+  type BatchItem,
+  CompressError,
+  collate,
+  type Dataset,
+  type ImageTransform,
+  ioError,
+  type ProgressEvent,
+  type ProgressListener,
+  Rng,
+  type Teacher,
+} from '@compress/core';
+import {
+  bytesPerValue,
+  CACHE_KIND,
+  type CacheDtype,
+  type CacheHeader,
+  type CacheMetadata,
+  DONE_OFFSET,
+  encodeDone,
+  encodeHeader,
+  fileBytes,
+  readHeader,
+} from './cache-format.js';
+import { encodeHalf, F16_MAX } from './f16.js';
+
+export interface CacheTeacherFeaturesOptions {
+  /**
+   * Applied to every image before the teacher (e.g. resize to the teacher's input size). It gets
+   * a random generator derived from `seed` and the image's index, so its output does not depend on
+   * batching or on resuming.
+   * @default none: images as the dataset stores them, scaled to [0, 1]
+   */
+  transform?: ImageTransform;
+  /**
+   * Names the transform in the file's header (required with `transform`); resuming with another
+   * name is refused.
+   * @default 'none' without a transform
+   */
+  transformId?: string;
+  /** Seed of the transform's random numbers. @default 0 */
+  seed?: number;
+  /** Images per teacher call; the file's done-rows marker advances after each. @default 256 */
+  batchSize?: number;
+  /** `'float16'` halves the file; values must fit float16 (|x| ≤ 65504). @default 'float32' */
+  dtype?: CacheDtype;
+  /**
+   * The teacher's identity stored in the header. Required when the teacher has no `fingerprint`
+   * (a cache must never be served for another teacher).
+   * @default teacher.fingerprint
+   */
+  teacherFingerprint?: string;
+  /** Replace an existing file made for another dataset, teacher, transform or dtype. @default false */
+  overwrite?: boolean;
+  /** Called after every batch (and once at the start) with the rows done so far. */
+  onProgress?: ProgressListener;
+}
+
+export interface CacheSummary {
+  file: string;
+  rows: number;
+  dim: number;
+  dtype: CacheDtype;
+  /** Size of the file. */
+  bytes: number;
+  /** Rows that were already done when this call started (0 for a fresh file). */
+  resumedFrom: number;
+}
+
+type Resolved = Required<
+  Omit<CacheTeacherFeaturesOptions, 'transform' | 'onProgress' | 'teacherFingerprint'>
+> & {
+  transform: ImageTransform | undefined;
+  teacherFingerprint: string;
+};
+
+const PHASE = 'cache-teacher';
+
+/**
+ * Embeds every image of `dataset` with `teacher` and writes the features to `file`, in dataset-
+ * index order, resuming a file that a killed run left unfinished. The step form of
+ * {@link cacheTeacherFeatures}: yields a progress event after every batch and returns the summary.
+ */
+export async function* cacheTeacherFeaturesSteps(
+  teacher: Teacher,
+  dataset: Dataset,
+  file: string,
+  options: CacheTeacherFeaturesOptions = {},
+): AsyncGenerator<ProgressEvent, CacheSummary> {
+  const opts = resolve(teacher, file, options);
+  if (endianness() !== 'LE') {
+    throw new CompressError('UNSUPPORTED', 'feature caches are little-endian; this machine is big-endian', {
+      input: file,
+    });
+  }
+  const rows = dataset.length;
+  if (!Number.isInteger(rows) || rows < 1) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `cacheTeacherFeatures: dataset '${dataset.name}' has ${rows} images, expected at least 1`,
+      {
+        input: 'dataset',
+      },
+    );
+  }
+  const dim = teacher.dim;
+  const meta: CacheMetadata = {
+    kind: CACHE_KIND,
+    dataset: { name: dataset.name, fingerprint: dataset.fingerprint, length: rows },
+    teacher: { fingerprint: opts.teacherFingerprint },
+    transform: opts.transformId,
+  };
+  const wanted = { dtype: opts.dtype, dim, rows, meta };
+  const rowBytes = dim * bytesPerValue(opts.dtype);
+
+  const existing = await readExisting(file);
+  let header: CacheHeader;
+  let fresh = true;
+  if (existing !== undefined) {
+    const why = existing instanceof CompressError ? existing.message : describeDifference(existing, wanted);
+    if (why === undefined) {
+      header = existing as CacheHeader;
+      fresh = false;
+    } else if (!opts.overwrite) {
+      throw new CompressError(
+        existing instanceof CompressError ? existing.code : 'MISMATCH',
+        `cacheTeacherFeatures: ${file} already holds ${existing instanceof CompressError ? 'something else' : 'another cache'}: ${why}; delete it or pass overwrite: true`,
+        { input: file },
+      );
+    }
+  }
+  const headerBytes = encodeHeader({ ...wanted, doneRows: 0 });
+  if (fresh) header = { ...wanted, version: 1, headerBytes: headerBytes.length, doneRows: 0 };
+  header = header!;
+  const resumedFrom = header.doneRows;
+  const total = fileBytes(header);
+
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    if (fresh) await mkdir(dirname(file), { recursive: true });
+    handle = await open(file, fresh ? 'w+' : 'r+');
+  } catch (error) {
+    throw ioError(error, file, 'open the feature cache');
+  }
+  try {
+    if (fresh) {
+      await handle.write(headerBytes, 0, headerBytes.length, 0);
+      await handle.truncate(total);
+      await handle.datasync();
+    }
+    yield { phase: PHASE, done: header.doneRows, total: rows, unit: 'images' };
+    const rng = new Rng(opts.seed);
+    const f32 = new Float32Array(opts.batchSize * dim);
+    const f16 = opts.dtype === 'float16' ? new Uint16Array(opts.batchSize * dim) : undefined;
+    let checked = false;
+    for (let start = header.doneRows; start < rows; start += opts.batchSize) {
+      const n = Math.min(opts.batchSize, rows - start);
+      const items = await Promise.all(
+        Array.from({ length: n }, async (_, i): Promise<BatchItem> => {
+          const index = start + i;
+          const sample = await dataset.get(index);
+          const image = opts.transform ? opts.transform(sample.image, rng.fork(index)) : sample.image;
+          return { index, image, label: sample.label };
+        }),
+      );
+      const batch = collate(items);
+      if (!checked) {
+        // Fail before any teacher work when the images cannot fit the model.
+        const check = (teacher as { checkImageShape?: (s: readonly [number, number, number]) => void })
+          .checkImageShape;
+        if (typeof check === 'function')
+          check.call(teacher, [batch.shape[1], batch.shape[2], batch.shape[3]]);
+        checked = true;
+      }
+      const features = await teacher.embed(batch);
+      if (features.rows !== n || features.dim !== dim || features.data.length !== n * dim) {
+        throw new CompressError(
+          'SHAPE_MISMATCH',
+          `cacheTeacherFeatures: the teacher returned ${features.rows}×${features.dim} features for ${n} images (dataset indices ${start}…${start + n - 1}), expected ${n}×${dim}`,
+          { input: 'teacher' },
+        );
+      }
+      assertFinite(features, 'cacheTeacherFeatures: teacher output', (r) => `dataset index ${start + r}`);
+      let bytes: Uint8Array;
+      if (f16 !== undefined) {
+        const half = f16.subarray(0, n * dim);
+        const over = encodeHalf(features.data, half);
+        if (over >= 0) {
+          throw new CompressError(
+            'INVALID_ARGUMENT',
+            `cacheTeacherFeatures: value ${features.data[over]} at dataset index ${start + Math.floor(over / dim)}, column ${over % dim} does not fit float16 (|x| ≤ ${F16_MAX}); use dtype 'float32'`,
+            { input: 'dtype' },
+          );
+        }
+        bytes = new Uint8Array(half.buffer, half.byteOffset, half.byteLength);
+      } else {
+        const view = f32.subarray(0, n * dim);
+        view.set(features.data);
+        bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+      }
+      try {
+        await handle.write(bytes, 0, bytes.length, header.headerBytes + start * rowBytes);
+        await handle.datasync(); // the rows are on disk before the marker says so
+        await handle.write(encodeDone(start + n), 0, 8, DONE_OFFSET);
+      } catch (error) {
+        throw ioError(error, file, 'write the feature cache');
+      }
+      header.doneRows = start + n;
+      yield { phase: PHASE, done: start + n, total: rows, unit: 'images' };
+    }
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  return { file, rows, dim, dtype: opts.dtype, bytes: total, resumedFrom };
+}
+
+/**
+ * Embeds every image of `dataset` with `teacher` into the feature-cache file `file` (see
+ * {@link CachedTeacher}); a file left unfinished by a killed run is resumed, a finished one is
+ * left as it is.
+ *
+ * ```ts
+ * await cacheTeacherFeatures(teacher, train, 'cache/train.f16', { dtype: 'float16' });
+ * const cached = await CachedTeacher.open('cache/train.f16', { dataset: train });
+ * ```
+ */
+export async function cacheTeacherFeatures(
+  teacher: Teacher,
+  dataset: Dataset,
+  file: string,
+  options: CacheTeacherFeaturesOptions = {},
+): Promise<CacheSummary> {
+  const steps = cacheTeacherFeaturesSteps(teacher, dataset, file, options);
+  for (;;) {
+    const next = await steps.next();
+    if (next.done) return next.value;
+    options.onProgress?.(next.value);
+  }
+}
+
+function resolve(teacher: Teacher, file: string, options: CacheTeacherFeaturesOptions): Resolved {
+  const batchSize = options.batchSize ?? 256;
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `cacheTeacherFeatures: batchSize must be an integer ≥ 1, got ${batchSize}`,
+      {
+        input: 'batchSize',
+      },
+    );
+  }
+  const dtype = options.dtype ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'float16') {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `cacheTeacherFeatures: dtype must be 'float32' or 'float16', got ${JSON.stringify(dtype)}`,
+      {
+        input: 'dtype',
+      },
+    );
+  }
+  if (!Number.isInteger(teacher.dim) || teacher.dim < 1) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `cacheTeacherFeatures: teacher.dim must be a positive integer, got ${teacher.dim}`,
+      {
+        input: 'teacher',
+      },
+    );
+  }
+  const teacherFingerprint = options.teacherFingerprint ?? teacher.fingerprint;
+  if (typeof teacherFingerprint !== 'string' || teacherFingerprint.length === 0) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `cacheTeacherFeatures: the teacher has no fingerprint; give it one (a stable string naming the model and its settings) or pass teacherFingerprint, so that ${file} is never served for another teacher`,
+      { input: 'teacherFingerprint' },
+    );
+  }
+  const transform = options.transform;
+  if (transform !== undefined && !options.transformId) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      'cacheTeacherFeatures: a transform needs a transformId (a name for what it does, e.g. "resize-224"), stored in the file so that a resume with another transform is refused',
+      { input: 'transformId' },
+    );
+  }
+  return {
+    transform,
+    transformId: options.transformId ?? 'none',
+    seed: options.seed ?? 0,
+    batchSize,
+    dtype,
+    teacherFingerprint,
+    overwrite: options.overwrite ?? false,
+  };
+}
+
+/** The header of an existing file, a CompressError when it is not a cache, undefined when absent. */
+async function readExisting(file: string): Promise<CacheHeader | CompressError | undefined> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(error, file, 'inspect');
+  }
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(file, 'r');
+    let header: CacheHeader;
+    try {
+      header = await readHeader(handle, size, file);
+    } catch (error) {
+      if (error instanceof CompressError) return error;
+      throw error;
+    }
+    if (size !== fileBytes(header)) {
+      return new CompressError(
+        'CORRUPT_INPUT',
+        `${file} has ${size} bytes, its header says ${fileBytes(header)}`,
+        {
+          input: file,
+        },
+      );
+    }
+    return header;
+  } catch (error) {
+    if (error instanceof CompressError) throw error;
+    throw ioError(error, file, 'read');
+  } finally {
+    await handle?.close();
+  }
+}
+
+function describeDifference(
+  have: CacheHeader,
+  want: { dtype: CacheDtype; dim: number; rows: number; meta: CacheMetadata },
+): string | undefined {
+  const d = have.meta.dataset;
+  const w = want.meta.dataset;
+  if (d.fingerprint !== w.fingerprint) {
+    return `it was made from dataset '${d.name}' (fingerprint ${d.fingerprint}), not '${w.name}' (fingerprint ${w.fingerprint})`;
+  }
+  if (have.rows !== want.rows)
+    return `it has ${have.rows} rows, the dataset '${w.name}' has ${want.rows} images`;
+  if (have.meta.teacher.fingerprint !== want.meta.teacher.fingerprint) {
+    return `it was made by teacher ${have.meta.teacher.fingerprint}, not ${want.meta.teacher.fingerprint}`;
+  }
+  if (have.dim !== want.dim) return `its rows have dim ${have.dim}, the teacher's dim is ${want.dim}`;
+  if (have.dtype !== want.dtype) return `it stores ${have.dtype}, ${want.dtype} was asked for`;
+  if (have.meta.transform !== want.meta.transform) {
+    return `it was made with transform '${have.meta.transform}', not '${want.meta.transform}'`;
+  }
+  return undefined;
+}
