@@ -72,7 +72,7 @@ export class KeyEncoder {
         { input: 'momentum' },
       );
     }
-    const key = createStudent(student.spec.name, student.options);
+    const key = createStudent(student.spec.name, student.options, { initialize: false });
     copyState(student, key);
     return new KeyEncoder(key, momentum);
   }

@@ -8,6 +8,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { assertSupported, convGeometry, dilateSpatial, KernelScope } from './kernel_utils.js';
+import { rotateFilterImpl } from './rotate_filter_impl.js';
 
 /**
  * dx as a stride-1 forward convolution of dy (zero-dilated by the stride) with the filter rotated
@@ -25,8 +26,10 @@ export function conv2DBackpropInput(args: {
   const info = convGeometry(inputShape, filter.shape, strides, pad, dimRoundingMode, false);
   const scope = new KernelScope(args.backend);
   // filter: kh×kw×Cin×Cout → rotated kh×kw×Cout×Cin
-  const flipped = scope.run('Reverse', { x: filter }, { dims: [0, 1] });
-  const rotated = scope.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
+  const [kh, kw, cin, cout] = filter.shape as [number, number, number, number];
+  const rotated = scope.output([kh, kw, cout, cin]);
+  rotateFilterImpl(scope.values(filter), [kh, kw, cin, cout], true, scope.values(rotated));
+  scope.track(rotated);
   const dx = stridedTransposeConv(scope, dy, rotated, info, 'Conv2D', { dataFormat: 'NHWC' });
   return scope.finish(dx);
 }

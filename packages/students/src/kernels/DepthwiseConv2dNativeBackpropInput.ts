@@ -9,6 +9,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { stridedTransposeConv } from './Conv2DBackpropInput.js';
 import { assertSupported, convGeometry, KernelScope } from './kernel_utils.js';
+import { rotateFilterImpl } from './rotate_filter_impl.js';
 
 /**
  * dx of a depthwise convolution as a stride-1 depthwise convolution of dy (zero-dilated by the
@@ -27,7 +28,8 @@ export function depthwiseConv2dNativeBackpropInput(args: {
   const [kh, kw, cin, mult] = filter.shape as [number, number, number, number];
   const scope = new KernelScope(args.backend);
   // filter: kh×kw×Cin×M, rotated by 180°
-  const flipped = scope.run('Reverse', { x: filter }, { dims: [0, 1] });
+  const flipped = scope.track(scope.output(filter.shape));
+  rotateFilterImpl(scope.values(filter), [kh, kw, cin, mult], false, scope.values(flipped));
   if (mult === 1) {
     return scope.finish(stridedTransposeConv(scope, dy, flipped, info, 'DepthwiseConv2dNative', {}));
   }

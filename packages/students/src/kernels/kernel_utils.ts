@@ -29,7 +29,13 @@ export class KernelScope {
     return out;
   }
 
-  /** A new float32 output tensor owned by the caller (not freed by {@link dispose}). */
+  /** Marks `t` as an intermediate to free at {@link finish}. */
+  track(t: TensorInfo): TensorInfo {
+    this.temps.push(t);
+    return t;
+  }
+
+  /** A new float32 output tensor owned by the caller (not freed by {@link finish} unless tracked). */
   output(shape: number[]): TensorInfo {
     return this.backend.makeOutput(shape, 'float32');
   }

@@ -3,28 +3,20 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GraphBuilder } from '../nn/graph.js';
 import { Act, Chain, Conv2d, Flatten, Linear, MaxPool2d, Module, Sequential } from '../nn/module.js';
 
-/** nn.AdaptiveAvgPool2d((s, s)) where the input size is a multiple of s (identity when equal). */
+/**
+ * nn.AdaptiveAvgPool2d((s, s)) for the one input size the network was built for, where the
+ * feature map side is a multiple k of s: a k×k average pool (identity when k = 1).
+ */
 class AdaptiveAvgPool extends Module {
-  constructor(readonly size: number) {
+  constructor(readonly kernel: number) {
     super();
   }
-  private kernel(h: number, w: number): number {
-    if (h !== w || h % this.size !== 0) {
-      throw new CompressError(
-        'UNSUPPORTED',
-        `AlexNet: adaptive average pooling to ${this.size}×${this.size} needs a square feature map whose side is a multiple of ${this.size}, found ${h}×${w}; use an input size that gives one (224 for alexnet)`,
-        { input: 'inputSize' },
-      );
-    }
-    return h / this.size;
-  }
   forward(x: tf.Tensor): tf.Tensor {
-    const k = this.kernel(x.shape[1] as number, x.shape[2] as number);
-    return k === 1 ? x : tf.avgPool(x as tf.Tensor4D, k, k, 'valid');
+    return this.kernel === 1 ? x : tf.avgPool(x as tf.Tensor4D, this.kernel, this.kernel, 'valid');
   }
   toGraph(g: GraphBuilder, input: string): string {
-    // the export is shape-static; the kernel was checked by the forward that fixed the input size
-    return input;
+    const k = this.kernel;
+    return k === 1 ? input : g.node('AveragePool', [input], { kernel_shape: [k, k], strides: [k, k] });
   }
 }
 
@@ -55,7 +47,7 @@ export interface AlexNetConfig {
  * student's features are the ReLU of that (fc7), 4096-d. The small variant keeps the five conv
  * layers (3×3, stride 1) and three 3×3/2 max-pools, and a 1024-d fc6/fc7.
  */
-export function alexnet(config: AlexNetConfig, rng: Rng): Module {
+export function alexnet(config: AlexNetConfig, rng: Rng | null): Module {
   const big = config.variant === 'imagenet';
   const c = config.channels;
   const conv = (cin: number, cout: number, k: number, stride: number, padding: number) =>
@@ -90,7 +82,7 @@ export function alexnet(config: AlexNetConfig, rng: Rng): Module {
   const hidden = big ? 4096 : 1024;
   return new Chain([
     ['features', features],
-    ['avgpool', new AdaptiveAvgPool(pooled)],
+    ['avgpool', new AdaptiveAvgPool(side / pooled)],
     ['flatten', new Flatten()],
     [
       '',

@@ -18,7 +18,7 @@ class InvertedResidual extends Module {
   private readonly conv: Chain;
   readonly useResidual: boolean;
 
-  constructor(cin: number, cout: number, stride: number, expand: number, rng: Rng) {
+  constructor(cin: number, cout: number, stride: number, expand: number, rng: Rng | null) {
     super();
     const hidden = Math.round(cin * expand);
     this.useResidual = stride === 1 && cin === cout;
@@ -64,7 +64,7 @@ export interface MobileNetV2Config {
 }
 
 /** MobileNetV2 (width 1.0) as torchvision builds it, the classifier removed: 1280-d features. */
-export function mobilenetV2(config: MobileNetV2Config, rng: Rng): Module {
+export function mobilenetV2(config: MobileNetV2Config, rng: Rng | null): Module {
   const small = config.variant === 'small';
   // t, c, n, s
   const settings: [number, number, number, number][] = [

@@ -79,7 +79,12 @@ export function studentEntry(name: string): StudentEntry {
 }
 
 /** Builds a student by registry name with PyTorch-equivalent structure and initialisation. */
-export function createStudent(name: StudentName | string, options: StudentOptions = {}): Student {
+export function createStudent(
+  name: StudentName | string,
+  options: StudentOptions = {},
+  /** `initialize: false` skips the random initialisation (weights about to be overwritten). */
+  build: { initialize?: boolean } = {},
+): Student {
   const entry = studentEntry(name);
   const resolved: Required<StudentOptions> = {
     seed: options.seed ?? 0,
@@ -103,7 +108,7 @@ export function createStudent(name: StudentName | string, options: StudentOption
       { input: 'head' },
     );
   }
-  const rng = new Rng(resolved.seed);
+  const rng = build.initialize === false ? null : new Rng(resolved.seed);
   const c = resolved.channels;
   const body = (() => {
     switch (entry.name) {

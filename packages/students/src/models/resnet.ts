@@ -24,7 +24,7 @@ class BasicBlock extends Module {
   private readonly b: ConvBN;
   private readonly downsample: ConvBN | null;
 
-  constructor(cin: number, planes: number, stride: number, rng: Rng) {
+  constructor(cin: number, planes: number, stride: number, rng: Rng | null) {
     super();
     this.a = this.child(
       '',
@@ -65,7 +65,7 @@ class Bottleneck extends Module {
   private readonly c: ConvBN;
   private readonly downsample: ConvBN | null;
 
-  constructor(cin: number, planes: number, stride: number, rng: Rng) {
+  constructor(cin: number, planes: number, stride: number, rng: Rng | null) {
     super();
     const out = planes * 4;
     this.a = this.child(
@@ -112,7 +112,7 @@ export interface ResNetConfig {
 }
 
 /** ResNet-18/50 as torchvision builds them, the classifier removed; features = pooled (or head). */
-export function resnet(config: ResNetConfig, rng: Rng): Module {
+export function resnet(config: ResNetConfig, rng: Rng | null): Module {
   const Block = config.block === 'basic' ? BasicBlock : Bottleneck;
   const expansion = Block.expansion;
   const parts: Named<Module>[] = [];

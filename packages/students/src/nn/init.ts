@@ -17,8 +17,19 @@ export type Init =
   /** U(−b, b) (nn.Linear / nn.Conv2d default bias: b = 1/√fanIn). */
   | { kind: 'uniform'; bound: number };
 
-export function initValues(init: Init, n: number, fanIn: number, fanOut: number, rng: Rng): Float32Array {
+/**
+ * `n` values drawn as `init` says. With `rng` null nothing random is drawn (random kinds give
+ * zeros): for models whose weights are about to be overwritten (checkpoints, EMA copies).
+ */
+export function initValues(
+  init: Init,
+  n: number,
+  fanIn: number,
+  fanOut: number,
+  rng: Rng | null,
+): Float32Array {
   const out = new Float32Array(n);
+  if (rng === null) return init.kind === 'ones' ? out.fill(1) : out;
   switch (init.kind) {
     case 'torch-default':
       return rng.fillUniform(out, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));

@@ -1,5 +1,6 @@
 import { CompressError, type Rng } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { BatchNormTrain, BatchNormTrainGrad } from '../kernels/BatchNormTrain.js';
 import type { GraphBuilder } from './graph.js';
 import { type Init, initValues } from './init.js';
 
@@ -162,7 +163,7 @@ export class Conv2d extends Module {
     readonly inChannels: number,
     readonly outChannels: number,
     options: ConvOptions,
-    rng: Rng,
+    rng: Rng | null,
   ) {
     super();
     const k = options.kernel;
@@ -329,8 +330,50 @@ export class BatchNorm2d extends Module {
         { input: 'x' },
       );
     }
+    const { runningMean, runningVar, momentum, eps } = this;
+    const updateRunning = (mean: tf.Tensor, variance: tf.Tensor) =>
+      tf.tidy(() => {
+        runningMean.assign(
+          tf.add(tf.mul(runningMean, 1 - momentum), tf.mul(tf.reshape(mean, [c]), momentum)),
+        );
+        runningVar.assign(
+          tf.add(
+            tf.mul(runningVar, 1 - momentum),
+            tf.mul(tf.reshape(variance, [c]), (momentum * n) / (n - 1)),
+          ),
+        );
+      });
+    if (tf.getKernel(BatchNormTrain, tf.getBackend()) !== undefined) {
+      // one fused kernel each way (typed-array passes over the activations)
+      const fused = tf.customGrad(((...args: unknown[]) => {
+        const [xIn, gamma, beta, save] = args as [
+          tf.Tensor,
+          tf.Tensor1D,
+          tf.Tensor1D,
+          (ts: tf.Tensor[]) => void,
+        ];
+        const [y, mean, variance, invStd] = tf
+          .engine()
+          .runKernel(BatchNormTrain, { x: xIn, gamma, beta }, { eps }) as tf.Tensor[];
+        updateRunning(mean as tf.Tensor, variance as tf.Tensor);
+        save([xIn, mean as tf.Tensor, invStd as tf.Tensor, gamma]);
+        return {
+          value: y as tf.Tensor,
+          gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+            const [sx, sMean, sInvStd, sGamma] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+            return tf
+              .engine()
+              .runKernel(
+                BatchNormTrainGrad,
+                { dy, x: sx, mean: sMean, invStd: sInvStd, gamma: sGamma },
+                {},
+              ) as tf.Tensor[];
+          },
+        };
+      }) as unknown as Parameters<typeof tf.customGrad>[0]);
+      return fused(x, this.weight, this.bias);
+    }
     const ones = onesRow(n);
-    const { runningMean, runningVar, momentum } = this;
     const bn = tf.customGrad(((...args: unknown[]) => {
       const [xIn, gamma, beta, save] = args as [
         tf.Tensor,
@@ -343,20 +386,10 @@ export class BatchNorm2d extends Module {
       const mean = tf.div(tf.matMul(ones, x2), n);
       const xc = tf.sub(x2, mean);
       const variance = tf.div(tf.matMul(ones, tf.square(xc)), n);
-      const invStd = tf.rsqrt(tf.add(variance, this.eps));
+      const invStd = tf.rsqrt(tf.add(variance, eps));
       const xhat = tf.mul(xc, invStd);
       const y = tf.add(tf.mul(xhat, gamma), beta);
-      tf.tidy(() => {
-        runningMean.assign(
-          tf.add(tf.mul(runningMean, 1 - momentum), tf.mul(tf.reshape(mean, [c]), momentum)),
-        );
-        runningVar.assign(
-          tf.add(
-            tf.mul(runningVar, 1 - momentum),
-            tf.mul(tf.reshape(variance, [c]), (momentum * n) / (n - 1)),
-          ),
-        );
-      });
+      updateRunning(mean, variance);
       save([xhat, invStd, gamma]);
       return {
         value: tf.reshape(y, xIn.shape),
@@ -405,7 +438,7 @@ export class ConvBN extends Module {
     cout: number,
     options: ConvOptions,
     readonly activation: Activation,
-    rng: Rng,
+    rng: Rng | null,
     names: readonly [string, string] = ['0', '1'],
   ) {
     super();
@@ -511,7 +544,7 @@ export class Linear extends Module {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    rng: Rng,
+    rng: Rng | null,
     options: LinearOptions = {},
   ) {
     super();

@@ -1,0 +1,56 @@
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { batchNormTrainGradImpl, batchNormTrainImpl } from './batch_norm_train_impl.js';
+
+/** compress's own kernel: train-mode BatchNorm over the last axis → [y, mean, variance, invStd]. */
+export const BatchNormTrain = 'CompressBatchNormTrain';
+/** Its gradient: inputs dy, x, mean, invStd, gamma → [dx, dGamma, dBeta]. */
+export const BatchNormTrainGrad = 'CompressBatchNormTrainGrad';
+
+function batchNormTrain(args: {
+  inputs: Record<string, TensorInfo>;
+  backend: BackendWasm;
+  attrs: NamedAttrMap;
+}): TensorInfo[] {
+  const { backend } = args;
+  const { x, gamma, beta } = args.inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
+  const eps = args.attrs.eps as number;
+  const c = x.shape[x.shape.length - 1] as number;
+  const y = backend.makeOutput(x.shape, 'float32');
+  const mean = backend.makeOutput([c], 'float32');
+  const variance = backend.makeOutput([c], 'float32');
+  const invStd = backend.makeOutput([c], 'float32');
+  const v = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+  batchNormTrainImpl(v(x), v(gamma), v(beta), c, eps, v(y), v(mean), v(variance), v(invStd));
+  return [y, mean, variance, invStd];
+}
+
+function batchNormTrainGrad(args: {
+  inputs: Record<string, TensorInfo>;
+  backend: BackendWasm;
+}): TensorInfo[] {
+  const { backend } = args;
+  const { dy, x, mean, invStd, gamma } = args.inputs as Record<
+    'dy' | 'x' | 'mean' | 'invStd' | 'gamma',
+    TensorInfo
+  >;
+  const c = x.shape[x.shape.length - 1] as number;
+  const dx = backend.makeOutput(x.shape, 'float32');
+  const dGamma = backend.makeOutput([c], 'float32');
+  const dBeta = backend.makeOutput([c], 'float32');
+  const v = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+  batchNormTrainGradImpl(v(dy), v(x), v(mean), v(invStd), v(gamma), c, v(dx), v(dGamma), v(dBeta));
+  return [dx, dGamma, dBeta];
+}
+
+export const batchNormTrainConfig: KernelConfig = {
+  kernelName: BatchNormTrain,
+  backendName: 'wasm',
+  kernelFunc: batchNormTrain as unknown as KernelFunc,
+};
+
+export const batchNormTrainGradConfig: KernelConfig = {
+  kernelName: BatchNormTrainGrad,
+  backendName: 'wasm',
+  kernelFunc: batchNormTrainGrad as unknown as KernelFunc,
+};
