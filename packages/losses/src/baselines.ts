@@ -148,17 +148,24 @@ export class RegLoss implements BaselineLoss {
     const bn = this.batchNorm;
     const f = tf.customGrad(((...args: unknown[]) => {
       const [s, w] = args as [tf.Tensor2D, tf.Tensor2D];
+      const save = args.at(-1) as (tensors: tf.Tensor[]) => void;
       const { z, xhat, invStd } = this.projectWithCache(s, training);
       const t = tf.div(teacher, tf.norm(teacher, 'euclidean', 1, true));
       const diff = tf.sub(z, t);
       const n = b * this.teacherDim;
       const value = tf.div(tf.sum(tf.square(diff)), n) as tf.Scalar;
       // d loss/d z = 2 (z − t) / (B·Dt).
-      const dz = tf.mul(diff, 2 / n) as tf.Tensor2D;
+      // Intermediates reach the backward through `save` (the forward's own tensors are freed).
+      save(bn ? [tf.mul(diff, 2 / n), xhat!, invStd!] : [tf.mul(diff, 2 / n)]);
       return {
         value,
-        gradFunc: (dy: tf.Tensor) =>
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
           tf.tidy(() => {
+            const [dz, xhat, invStd] = saved as [
+              tf.Tensor2D,
+              tf.Tensor2D | undefined,
+              tf.Tensor1D | undefined,
+            ];
             const g = tf.mul(dz, dy) as tf.Tensor2D;
             if (!bn) return Linear.backward(s, w, g);
             // BatchNorm backward: dγ = Σ g·x̂, dβ = Σ g, and for y (batch statistics)
@@ -268,14 +275,16 @@ export class ClusterClassifier implements BaselineLoss {
     }
     const f = tf.customGrad(((...args: unknown[]) => {
       const [s, w] = args as [tf.Tensor2D, tf.Tensor2D];
+      const save = args.at(-1) as (tensors: tf.Tensor[]) => void;
       const logp = tf.logSoftmax(this.logits(s));
       const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), this.clusters);
       const value = tf.neg(tf.div(tf.sum(tf.mul(onehot, logp)), b)) as tf.Scalar;
       // d loss/d logits = (softmax − onehot) / B.
-      const dl = tf.div(tf.sub(tf.exp(logp), onehot), b) as tf.Tensor2D;
+      save([tf.div(tf.sub(tf.exp(logp), onehot), b)]);
       return {
         value,
-        gradFunc: (dy: tf.Tensor) => tf.tidy(() => Linear.backward(s, w, tf.mul(dl, dy) as tf.Tensor2D)),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf.tidy(() => Linear.backward(s, w, tf.mul(saved[0]!, dy) as tf.Tensor2D)),
       };
     }) as unknown as Parameters<typeof tf.customGrad<tf.Scalar>>[0]);
     return f(student, this.classifier.weight, this.classifier.bias);

@@ -354,8 +354,9 @@ export class CompressLoss {
         { input: 'state' },
       );
     }
-    const mine = this.state().options;
-    for (const key of Object.keys(mine) as (keyof typeof mine)[]) {
+    const mine = this.options;
+    // The seed only made the initial values, which the state replaces.
+    for (const key of ['variant', 'teacherDim', 'studentDim', 'queueSize', 'temperature'] as const) {
       if (mine[key] !== state.options[key]) {
         throw new CompressError(
           'MISMATCH',

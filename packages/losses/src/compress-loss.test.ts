@@ -1,0 +1,390 @@
+import { CompressError, Rng } from '@compress/core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CompressLoss, type CompressLossOptions } from './compress-loss.js';
+import { variantSpec } from './variants/spec.js';
+
+const live: CompressLoss[] = [];
+function make(options: CompressLossOptions): CompressLoss {
+  const l = new CompressLoss(options);
+  live.push(l);
+  return l;
+}
+afterEach(() => {
+  for (const l of live.splice(0)) l.dispose();
+});
+
+function normal(rows: number, dim: number, seed: number): tf.Tensor2D {
+  return tf.tensor2d(new Rng(seed).fillNormal(new Float32Array(rows * dim)), [rows, dim]);
+}
+
+/** Loss value without touching the queues. */
+function lossValue(loss: CompressLoss, t: tf.Tensor2D, s: tf.Tensor2D, k?: tf.Tensor2D): number {
+  const v = loss.forward(t, s, k);
+  loss.discard();
+  const x = v.dataSync()[0]!;
+  v.dispose();
+  return x;
+}
+
+const backends = ['cpu', 'wasm'] as const;
+
+describe.each(backends)('CompressLoss invariants on %s', (backend) => {
+  const setup = async () => {
+    await tf.setBackend(backend);
+    await tf.ready();
+  };
+
+  it('picks the engine of the backend, and the tfjs engine when asked', async () => {
+    await setup();
+    expect(make({ teacherDim: 4, studentDim: 3, queueSize: 16, batchSize: 4 }).engineName).toBe(
+      backend === 'wasm' ? 'wasm' : 'tfjs',
+    );
+    expect(make({ teacherDim: 4, studentDim: 3, queueSize: 16, engine: 'tfjs' }).engineName).toBe('tfjs');
+    if (backend === 'cpu') {
+      expect(() => make({ teacherDim: 4, studentDim: 3, queueSize: 16, engine: 'wasm' })).toThrow(
+        /engine 'wasm' needs the tfjs wasm backend .* found backend 'cpu'/,
+      );
+    }
+  });
+
+  it.each(['no-momentum', 'momentum', 'one-queue'] as const)(
+    '%s: loss ≥ 0 over several random batches',
+    async (variant) => {
+      await setup();
+      const loss = make({
+        variant,
+        teacherDim: 10,
+        studentDim: 6,
+        queueSize: 37,
+        batchSize: 5,
+        seed: variant,
+      });
+      for (let step = 0; step < 10; step++) {
+        const v = loss.forward(
+          normal(5, 10, step),
+          normal(5, 6, 100 + step),
+          variant === 'momentum' ? normal(5, 6, 200 + step) : undefined,
+        );
+        expect(v.dataSync()[0]).toBeGreaterThanOrEqual(0);
+        v.dispose();
+        loss.update();
+      }
+      expect(loss.step).toBe(10);
+      expect(loss.teacherQueue.pointer).toBe(50 % 37);
+    },
+  );
+
+  it('loss = 0 (and gradient 0) when the student similarities coincide with the teacher ones', async () => {
+    await setup();
+    const rng = new Rng(5);
+    const queue = rng.fillUniform(new Float32Array(20 * 8), -0.5, 0.5);
+    const loss = make({
+      variant: 'no-momentum',
+      teacherDim: 8,
+      studentDim: 8,
+      queueSize: 20,
+      batchSize: 6,
+      initial: { teacherQueue: queue, studentQueue: queue },
+    });
+    const t = normal(6, 8, 1);
+    const s = tf.variable(tf.mul(t, 3) as tf.Tensor2D); // same directions, other scale
+    const { value, grads } = tf.variableGrads(() => loss.forward(t, s), [s]);
+    expect(Math.abs(value.dataSync()[0]!)).toBeLessThan(1e-6);
+    expect(Math.max(...Array.from(grads[s.name]!.dataSync()).map(Math.abs))).toBeLessThan(1e-6);
+    // …and > 0 when they do not
+    expect(lossValue(loss.update() && loss, normal(6, 8, 2), normal(6, 8, 3))).toBeGreaterThan(0.01);
+  });
+
+  it.each(['no-momentum', 'one-queue'] as const)(
+    '%s: gradients match central finite differences',
+    async (variant) => {
+      await setup();
+      const B = 3;
+      const Ds = 4;
+      const loss = make({
+        variant,
+        teacherDim: 5,
+        studentDim: Ds,
+        queueSize: 9,
+        temperature: 0.5,
+        batchSize: B,
+        seed: 11,
+      });
+      const t = normal(B, 5, 1);
+      const sv = new Rng(2).fillNormal(new Float32Array(B * Ds));
+      const s = tf.variable(tf.tensor2d(sv, [B, Ds]));
+      const vars = [s, ...loss.trainableVariables];
+      const { grads } = tf.variableGrads(() => loss.forward(t, s), vars);
+      loss.discard();
+      const eps = 1e-2;
+      const analytic = grads[s.name]!.dataSync();
+      for (let i = 0; i < sv.length; i++) {
+        const plus = sv.slice();
+        plus[i]! += eps;
+        const minus = sv.slice();
+        minus[i]! -= eps;
+        const fd =
+          (lossValue(loss, t, tf.tensor2d(plus, [B, Ds])) - lossValue(loss, t, tf.tensor2d(minus, [B, Ds]))) /
+          (2 * eps);
+        expect(Math.abs(fd - analytic[i]!), `d/ds[${i}]: ${fd} vs ${analytic[i]}`).toBeLessThan(
+          2e-3 + 2e-2 * Math.abs(fd),
+        );
+      }
+      if (loss.head !== null) {
+        const w = loss.head.weight;
+        const w0 = w.dataSync().slice();
+        const gw = grads[w.name]!.dataSync();
+        for (const i of [0, 3, 7, 12, 19]) {
+          const at = (d: number) => {
+            const x = w0.slice();
+            x[i]! += d;
+            w.assign(tf.tensor2d(x, w.shape as [number, number]));
+            return lossValue(loss, t, s);
+          };
+          const fd = (at(eps) - at(-eps)) / (2 * eps);
+          expect(Math.abs(fd - gw[i]!), `d/dW[${i}]: ${fd} vs ${gw[i]}`).toBeLessThan(
+            2e-3 + 2e-2 * Math.abs(fd),
+          );
+        }
+        w.assign(tf.tensor2d(w0, w.shape as [number, number]));
+      }
+    },
+  );
+
+  it.each([0.02, 0.005])('T = %s does not overflow (log-softmax form) and matches float64', async (T) => {
+    await setup();
+    const K = 12;
+    const D = 6;
+    const t = normal(4, D, 7);
+    const s = normal(4, D, 8);
+    // Queue rows equal to the normalised teacher rows: similarities of 1, logits of 1/T (up to 200).
+    const tv = t.dataSync();
+    const queue = new Rng(1).fillUniform(new Float32Array(K * D), -0.1, 0.1);
+    for (let i = 0; i < 4; i++) {
+      let n = 0;
+      for (let j = 0; j < D; j++) n += tv[i * D + j]! ** 2;
+      for (let j = 0; j < D; j++) queue[i * D + j] = tv[i * D + j]! / Math.sqrt(n);
+    }
+    const loss = make({
+      variant: 'no-momentum',
+      teacherDim: D,
+      studentDim: D,
+      queueSize: K,
+      temperature: T,
+      batchSize: 4,
+      initial: { teacherQueue: queue, studentQueue: queue },
+    });
+    const got = lossValue(loss, t, s);
+    // float64 reference
+    const norm = (x: Float32Array, i: number) => {
+      let n = 0;
+      for (let j = 0; j < D; j++) n += x[i * D + j]! ** 2;
+      return Array.from({ length: D }, (_, j) => x[i * D + j]! / Math.sqrt(n));
+    };
+    let want = 0;
+    for (let i = 0; i < 4; i++) {
+      const ti = norm(tv as Float32Array, i);
+      const si = norm(s.dataSync() as Float32Array, i);
+      const a = Array.from(
+        { length: K },
+        (_, k) => ti.reduce((acc, x, j) => acc + x * queue[k * D + j]!, 0) / T,
+      );
+      const b = Array.from(
+        { length: K },
+        (_, k) => si.reduce((acc, x, j) => acc + x * queue[k * D + j]!, 0) / T,
+      );
+      const lse = (v: number[]) =>
+        Math.max(...v) + Math.log(v.reduce((acc, x) => acc + Math.exp(x - Math.max(...v)), 0));
+      const la = lse(a);
+      const lb = lse(b);
+      for (let k = 0; k < K; k++) want += Math.exp(a[k]! - la) * (a[k]! - la - (b[k]! - lb));
+    }
+    want /= 4;
+    expect(Number.isFinite(got)).toBe(true);
+    expect(Math.abs(got - want)).toBeLessThan(1e-4 * want + 1e-4);
+  });
+
+  it('restores a state exactly: same queues, pointer, step, head and next loss', async () => {
+    await setup();
+    for (const variant of ['momentum', 'one-queue'] as const) {
+      const a = make({ variant, teacherDim: 6, studentDim: 4, queueSize: 10, batchSize: 4, seed: 1 });
+      for (let i = 0; i < 3; i++) {
+        a.forward(
+          normal(4, 6, i),
+          normal(4, 4, 10 + i),
+          variant === 'momentum' ? normal(4, 4, 20 + i) : undefined,
+        ).dispose();
+        a.update();
+      }
+      const state = a.state();
+      const b = make({ variant, teacherDim: 6, studentDim: 4, queueSize: 10, batchSize: 4, seed: 2 });
+      b.restore(state);
+      expect(b.step).toBe(3);
+      expect(b.teacherQueue.pointer).toBe(2);
+      expect(b.teacherQueue.values()).toEqual(a.teacherQueue.values());
+      expect(b.studentQueue?.values()).toEqual(a.studentQueue?.values());
+      expect(b.head?.weight.dataSync()).toEqual(a.head?.weight.dataSync());
+      const k = variant === 'momentum' ? normal(4, 4, 99) : undefined;
+      expect(lossValue(b, normal(4, 6, 97), normal(4, 4, 98), k)).toBe(
+        lossValue(a, normal(4, 6, 97), normal(4, 4, 98), k),
+      );
+      const c = make({ variant, teacherDim: 6, studentDim: 4, queueSize: 10, temperature: 0.07 });
+      expect(() => c.restore(state)).toThrow(/state was made with temperature = 0.04, this loss has 0.07/);
+      expect(() => c.restore({ ...state, kind: 'x' } as never)).toThrow(/not a CompressLoss state/);
+    }
+  });
+
+  it('refuses NaN/Inf inputs naming the step, before touching the queues', async () => {
+    await setup();
+    const loss = make({ variant: 'momentum', teacherDim: 4, studentDim: 3, queueSize: 8, batchSize: 2 });
+    loss.forward(normal(2, 4, 1), normal(2, 3, 2), normal(2, 3, 3)).dispose();
+    loss.update();
+    const tq = loss.teacherQueue.values().slice();
+    const sq = loss.studentQueue!.values().slice();
+    const bad = (x: tf.Tensor2D, i: number, v: number) => {
+      const d = x.dataSync().slice();
+      d[i] = v;
+      return tf.tensor2d(d, x.shape);
+    };
+    expect(() => loss.forward(bad(normal(2, 4, 1), 5, Number.NaN), normal(2, 3, 2), normal(2, 3, 3))).toThrow(
+      /CompressLoss step 1: teacherFeats: found NaN at row 1, column 1 .*; the queues were not changed/,
+    );
+    expect(() =>
+      loss.forward(normal(2, 4, 1), bad(normal(2, 3, 2), 0, Number.POSITIVE_INFINITY), normal(2, 3, 3)),
+    ).toThrow(/CompressLoss step 1: studentFeats: found Infinity at row 0, column 0/);
+    expect(() => loss.forward(normal(2, 4, 1), normal(2, 3, 2), bad(normal(2, 3, 3), 2, Number.NaN))).toThrow(
+      /step 1: keyFeats: found NaN/,
+    );
+    expect(() => loss.forward(normal(2, 4, 1), tf.zeros([2, 3]), normal(2, 3, 3))).toThrow(
+      /normalised studentFeats \(a zero row has no direction\)/,
+    );
+    try {
+      loss.forward(normal(2, 4, 1), normal(2, 3, 2), bad(normal(2, 3, 3), 2, Number.NaN));
+    } catch (e) {
+      expect(e).toBeInstanceOf(CompressError);
+      expect((e as CompressError).code).toBe('NON_FINITE');
+    }
+    expect(() => loss.update()).toThrow(/update\(\) needs a forward\(\) first/);
+    expect(loss.teacherQueue.values()).toEqual(tq);
+    expect(loss.studentQueue!.values()).toEqual(sq);
+    expect(loss.teacherQueue.pointer).toBe(2);
+  });
+
+  it('checks the order of calls, shapes and the key features', async () => {
+    await setup();
+    const m = make({ variant: 'momentum', teacherDim: 4, studentDim: 3, queueSize: 8, batchSize: 2 });
+    expect(() => m.forward(normal(2, 4, 1), normal(2, 3, 2))).toThrow(/the momentum variant needs keyFeats/);
+    m.forward(normal(2, 4, 1), normal(2, 3, 2), normal(2, 3, 3)).dispose();
+    expect(() => m.forward(normal(2, 4, 1), normal(2, 3, 2), normal(2, 3, 3))).toThrow(
+      /forward\(\) was called again before update\(\)/,
+    );
+    const n = make({ variant: 'no-momentum', teacherDim: 4, studentDim: 3, queueSize: 8, batchSize: 2 });
+    expect(() => n.forward(normal(2, 4, 1), normal(2, 3, 2), normal(2, 3, 3))).toThrow(
+      /keyFeats is only used by the momentum variant, this loss is 'no-momentum'/,
+    );
+    expect(() => n.forward(normal(2, 5, 1), normal(2, 3, 2))).toThrow(
+      /teacherFeats must be 2×4 \(B×D\), found shape \[2,5\]/,
+    );
+    expect(() => n.forward(normal(2, 4, 1), normal(2, 2, 2))).toThrow(
+      /studentFeats must be a B×3 tensor, found shape \[2,2\]/,
+    );
+    expect(() => n.forward(normal(9, 4, 1), normal(9, 3, 2))).toThrow(
+      /batch size must be between 1 and K = 8, found 9/,
+    );
+    // a FeatureMatrix works as teacher input
+    const fm = { rows: 2, dim: 4, data: normal(2, 4, 1).dataSync() as Float32Array };
+    n.forward(fm, normal(2, 3, 2)).dispose();
+    expect(Array.from(n.update())).toEqual([0, 1]);
+    // the student queue holds the normalised student rows (no-momentum)
+    const row = n.studentQueue!.row(0);
+    expect(Math.hypot(...row)).toBeCloseTo(1, 6);
+  });
+
+  it('weighs K against the training set: warns when K > N/2, refuses K ≥ N', async () => {
+    await setup();
+    const warnings: string[] = [];
+    make({
+      teacherDim: 4,
+      studentDim: 3,
+      queueSize: 600,
+      datasetSize: 1000,
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(warnings).toEqual([
+      expect.stringMatching(/K = 600 is more than half the training set \(N = 1000\).*K ≤ 500/),
+    ]);
+    make({
+      teacherDim: 4,
+      studentDim: 3,
+      queueSize: 500,
+      datasetSize: 1000,
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(warnings).toHaveLength(1);
+    expect(() => make({ teacherDim: 4, studentDim: 3, queueSize: 1000, datasetSize: 1000 })).toThrow(
+      /queueSize K = 1000 is not smaller than the training set \(N = 1000\).*use K < 1000, best K ≤ N\/2 = 500/,
+    );
+  });
+
+  it('validates options with messages naming them', async () => {
+    await setup();
+    expect(() => make({ teacherDim: 0, studentDim: 3 })).toThrow(
+      /teacherDim must be a positive integer, got 0/,
+    );
+    expect(() => make({ teacherDim: 4, studentDim: 3, temperature: 0 })).toThrow(
+      /temperature must be a positive number, got 0/,
+    );
+    expect(() => make({ teacherDim: 4, studentDim: 3, variant: 'other' as never })).toThrow(
+      /unexpected variant/,
+    );
+    const d = make({ teacherDim: 4, studentDim: 3, queueSize: 300 });
+    expect(d.options).toMatchObject({ variant: 'momentum', temperature: 0.04, batchSize: 256, seed: 0 });
+  });
+});
+
+describe('variants are data', () => {
+  it('describe what each variant enqueues and compares', () => {
+    expect(variantSpec('momentum')).toEqual({ name: 'momentum', studentQueue: 'key', head: false });
+    expect(variantSpec('no-momentum')).toEqual({ name: 'no-momentum', studentQueue: 'student', head: false });
+    expect(variantSpec('one-queue')).toEqual({ name: 'one-queue', studentQueue: null, head: true });
+    expect(() => variantSpec('two-queue' as never)).toThrow(/unexpected variant .*"two-queue"/);
+  });
+});
+
+describe('memory', () => {
+  it("defaults to the paper's K = 128000 and T = 0.04", async () => {
+    await tf.setBackend('cpu');
+    const l = make({ teacherDim: 1, studentDim: 1 });
+    expect(l.options).toMatchObject({ queueSize: 128000, temperature: 0.04, batchSize: 256 });
+    expect(l.teacherQueue.size).toBe(128000);
+  });
+
+  it('refuses, before training, queues that do not fit the wasm heap, saying what would fit', async () => {
+    await tf.setBackend('wasm');
+    await tf.ready();
+    let err: unknown;
+    try {
+      new CompressLoss({ variant: 'no-momentum', teacherDim: 2048, studentDim: 512, queueSize: 600000 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CompressError);
+    expect((err as CompressError).code).toBe('OUT_OF_MEMORY');
+    expect((err as Error).message).toMatch(
+      /queues of K = 600000 rows \(teacher 2048 \+ student 512 dims\) .* on the wasm engine, which does not fit .* about K = \d+ would fit/,
+    );
+    const fits = Number(/about K = (\d+)/.exec((err as Error).message)![1]);
+    expect(fits).toBeGreaterThan(128000);
+    expect(fits).toBeLessThan(600000);
+  });
+
+  it('refuses queues that JavaScript memory cannot hold on the tfjs engine', async () => {
+    await tf.setBackend('cpu');
+    expect(() => new CompressLoss({ teacherDim: 8, studentDim: 8, queueSize: 2 ** 31 })).toThrow(
+      /cannot allocate .* float32 values .* in JavaScript memory/,
+    );
+  });
+});

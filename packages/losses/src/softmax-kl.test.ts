@@ -1,0 +1,142 @@
+import { Rng } from '@compress/core';
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SoftmaxKlSimd } from './engines/simd.js';
+import { WasmHeap } from './engines/wasm-heap.js';
+import { softmaxKL } from './softmax-kl.js';
+
+/** Float64 reference from the definitions: loss and (q − p)/(B·T) as B×K. */
+function reference(lt: Float32Array, ls: Float32Array, K: number, B: number, T: number, batch = B) {
+  let loss = 0;
+  const g = new Float64Array(batch * K);
+  for (let i = 0; i < batch; i++) {
+    const a = Array.from({ length: K }, (_, k) => lt[k * B + i]! / T);
+    const b = Array.from({ length: K }, (_, k) => ls[k * B + i]! / T);
+    const ma = Math.max(...a);
+    const mb = Math.max(...b);
+    const la = Math.log(a.reduce((s, x) => s + Math.exp(x - ma), 0)) + ma;
+    const lb = Math.log(b.reduce((s, x) => s + Math.exp(x - mb), 0)) + mb;
+    for (let k = 0; k < K; k++) {
+      const logp = a[k]! - la;
+      const logq = b[k]! - lb;
+      loss += Math.exp(logp) * (logp - logq);
+      g[i * K + k] = (Math.exp(logq) - Math.exp(logp)) / (batch * T);
+    }
+  }
+  return { loss: loss / batch, g };
+}
+
+/** Reads chunk-major g back as B×K. */
+function unchunk(g: Float32Array, K: number, B: number, chunk: number, batch = B): Float64Array {
+  const out = new Float64Array(batch * K);
+  for (let k0 = 0; k0 < K; k0 += chunk) {
+    const n = Math.min(chunk, K - k0);
+    for (let i = 0; i < batch; i++) for (let j = 0; j < n; j++) out[i * K + k0 + j] = g[k0 * B + i * n + j]!;
+  }
+  return out;
+}
+
+function inputs(K: number, B: number, scale: number, seed: number) {
+  const rng = new Rng(seed);
+  return {
+    lt: rng.fillUniform(new Float32Array(K * B), -scale, scale),
+    ls: rng.fillUniform(new Float32Array(K * B), -scale, scale),
+  };
+}
+
+function expectNear(got: ArrayLike<number>, want: ArrayLike<number>, rel: number): void {
+  let max = 0;
+  for (let i = 0; i < want.length; i++) max = Math.max(max, Math.abs(want[i]!));
+  for (let i = 0; i < want.length; i++) {
+    if (Math.abs(got[i]! - want[i]!) > rel * max) {
+      expect(got[i], `entry ${i}`).toBeCloseTo(want[i]!, 12);
+    }
+  }
+}
+
+const cases = [
+  { K: 37, B: 8, T: 0.04, chunk: 8, scale: 1 },
+  { K: 100, B: 12, T: 0.07, chunk: 32, scale: 1 },
+  { K: 64, B: 4, T: 0.02, chunk: 64, scale: 1 },
+  // logits up to ±200: exp would overflow float32 without the max subtraction
+  { K: 50, B: 8, T: 0.005, chunk: 13, scale: 1 },
+  { K: 300, B: 16, T: 1, chunk: 128, scale: 3 },
+];
+
+describe('softmaxKL (plain JavaScript)', () => {
+  it.each(cases)(
+    'K=$K B=$B T=$T chunk=$chunk matches the float64 definition',
+    ({ K, B, T, chunk, scale }) => {
+      const { lt, ls } = inputs(K, B, scale, K);
+      const want = reference(lt, ls, K, B, T);
+      const g = new Float32Array(K * B);
+      const loss = softmaxKL(lt, ls, K, B, T, g, chunk);
+      expect(Number.isFinite(loss)).toBe(true);
+      expect(loss).toBeCloseTo(want.loss, 4);
+      expect(Math.abs(loss - want.loss)).toBeLessThan(1e-5 * Math.abs(want.loss) + 1e-6);
+      expectNear(unchunk(g, K, B, chunk), want.g, 1e-5);
+    },
+  );
+
+  it('ignores padding columns beyond `batch`', () => {
+    const { lt, ls } = inputs(20, 8, 1, 5);
+    const want = reference(lt, ls, 20, 8, 0.1, 6);
+    const g = new Float32Array(20 * 8);
+    expect(softmaxKL(lt, ls, 20, 8, 0.1, g, 7, 6)).toBeCloseTo(want.loss, 5);
+    expectNear(unchunk(g, 20, 8, 7, 6), want.g, 1e-5);
+  });
+});
+
+describe('softmaxKL (WebAssembly SIMD on the tfjs wasm heap)', () => {
+  let heap: WasmHeap;
+  let simd: SoftmaxKlSimd;
+  beforeAll(async () => {
+    await tf.setBackend('wasm');
+    await tf.ready();
+    heap = WasmHeap.of(tf.backend())!;
+    expect(heap).not.toBeNull();
+    simd = SoftmaxKlSimd.create(heap)!;
+    expect(simd).not.toBeNull();
+  });
+
+  it.each([...cases, { K: 4099, B: 8, T: 0.04, chunk: 2048, scale: 1 }])(
+    'K=$K B=$B T=$T chunk=$chunk matches the float64 definition',
+    ({ K, B, T, chunk, scale }) => {
+      const { lt, ls } = inputs(K, B, scale, K);
+      const want = reference(lt, ls, K, B, T);
+      const pt = heap.malloc(K * B * 4, 'lt');
+      const ps = heap.malloc(K * B * 4, 'ls');
+      const pg = heap.malloc(K * B * 4, 'g');
+      try {
+        heap.f32(pt, K * B).set(lt);
+        heap.f32(ps, K * B).set(ls);
+        const loss = simd.run(pt, ps, K, B, T, pg, chunk, B);
+        expect(Math.abs(loss - want.loss)).toBeLessThan(1e-5 * Math.abs(want.loss) + 1e-6);
+        expectNear(unchunk(heap.f32(pg, K * B), K, B, chunk), want.g, 1e-5);
+      } finally {
+        heap.free(pt);
+        heap.free(ps);
+        heap.free(pg);
+      }
+    },
+  );
+
+  it('ignores padding columns and zeroes their gradient', () => {
+    const K = 30;
+    const B = 8;
+    const { lt, ls } = inputs(K, B, 1, 3);
+    const want = reference(lt, ls, K, B, 0.04, 5);
+    const pt = heap.malloc(K * B * 4, 'lt');
+    const ps = heap.malloc(K * B * 4, 'ls');
+    const pg = heap.malloc(K * B * 4, 'g');
+    heap.f32(pt, K * B).set(lt);
+    heap.f32(ps, K * B).set(ls);
+    const loss = simd.run(pt, ps, K, B, 0.04, pg, 16, 5);
+    expect(Math.abs(loss - want.loss)).toBeLessThan(1e-5 * want.loss);
+    const g = unchunk(heap.f32(pg, K * B), K, B, 16);
+    expectNear(g.subarray(0, 5 * K), want.g, 1e-5);
+    expect(Array.from(g.subarray(5 * K)).every((x) => x === 0)).toBe(true);
+    for (const p of [pt, ps, pg]) heap.free(p);
+  });
+});
