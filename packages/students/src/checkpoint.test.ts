@@ -56,9 +56,9 @@ describe('checkpoints', () => {
       [student, student2],
       [key.model, key2],
     ] as const) {
-      b.stateDict().forEach(([, v], i) =>
-        expect(Array.from(v.dataSync())).toEqual(Array.from(a.stateDict()[i]![1].dataSync())),
-      );
+      for (const [i, [, v]] of b.stateDict().entries()) {
+        expect(Array.from(v.dataSync())).toEqual(Array.from(a.stateDict()[i]![1].dataSync()));
+      }
     }
     expect(optimizer2.buffers.size).toBe(optimizer.buffers.size);
     for (const [i, [, v]] of student.namedParameters().entries()) {

@@ -5,6 +5,14 @@ export {
   type BackendOptions,
   selectBackend,
 } from './backend.js';
+export {
+  type CheckpointContents,
+  type CheckpointHeader,
+  loadStudent,
+  readCheckpoint,
+  restoreCheckpoint,
+  saveCheckpoint,
+} from './checkpoint.js';
 export { copyState, KeyEncoder, momentumUpdate } from './ema.js';
 export { registerWasmTrainingKernels, wasmTrainingKernels } from './kernels/register_all_kernels.js';
 export {
@@ -17,5 +25,6 @@ export {
 export { Student, type StudentOptions, type StudentSpec } from './models/student.js';
 export type { GraphBuilder } from './nn/graph.js';
 export { BatchNorm2d, Conv2d, ConvBN, Linear, Module, type Named, Sequential } from './nn/module.js';
+export { type ExportOnnxOptions, exportOnnx, toOnnx } from './onnx/export.js';
 export { defaultSgdOptions, SGD, type SgdOptions } from './sgd.js';
 export { preprocess, type TrainStepOptions, type TrainStepResult, trainStep } from './train.js';

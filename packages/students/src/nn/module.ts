@@ -458,12 +458,16 @@ export class ConvBN extends Module {
   }
 
   toGraph(g: GraphBuilder, input: string): string {
-    const { w, b } = tf.tidy(() => {
+    // (typed arrays are not returned from tf.tidy: it would walk every element)
+    let w: Float32Array = new Float32Array(0);
+    let b: Float32Array = new Float32Array(0);
+    tf.tidy(() => {
       const { scale, shift } = this.bn.folded();
       const wt = this.conv.depthwise
         ? tf.mul(this.conv.weight, tf.reshape(scale, [1, 1, -1, 1]))
         : tf.mul(this.conv.weight, scale);
-      return { w: wt.dataSync() as Float32Array, b: shift.dataSync() as Float32Array };
+      w = wt.dataSync() as Float32Array;
+      b = shift.dataSync() as Float32Array;
     });
     return activationGraph(g, this.conv.convGraph(g, input, w, b), this.activation);
   }

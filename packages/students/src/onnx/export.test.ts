@@ -1,0 +1,90 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../backend.js';
+import { createStudent } from '../models/registry.js';
+import { exportOnnx, toOnnx } from './export.js';
+
+function relError(a: Float32Array, b: Float32Array): number {
+  let scale = 1e-6;
+  for (const v of b) scale = Math.max(scale, Math.abs(v));
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst / scale;
+}
+
+function randomizeBatchNorm(student: ReturnType<typeof createStudent>): void {
+  let seed = 100;
+  for (const [name, v] of student.stateDict()) {
+    if (!/(bn\d|\.1)\.|running_/.test(name) || v.rank !== 1) continue;
+    const isVar = name.endsWith('running_var') || name.endsWith('.weight');
+    v.assign(
+      isVar
+        ? tf.randomUniform(v.shape, 0.5, 1.5, 'float32', seed++)
+        : tf.randomNormal(v.shape, 0, 0.2, 'float32', seed++),
+    );
+  }
+}
+
+describe('exportOnnx', () => {
+  let dir: string;
+  beforeAll(async () => {
+    await selectBackend({ backend: 'wasm', log: () => {} });
+    dir = await mkdtemp(join(tmpdir(), 'compress-onnx-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const cases: [string, { channels?: number; inputSize?: number }][] = [
+    ['alexnet-small', {}],
+    ['resnet18-small', { channels: 3, inputSize: 32 }],
+    ['mobilenetv2-small', {}],
+    ['mobilenetv2', { inputSize: 64 }],
+    ['resnet18', { inputSize: 64 }],
+  ];
+  for (const [name, options] of cases) {
+    it(`${name} ${JSON.stringify(options)}: onnxruntime-node matches TensorFlow.js to 1e-4`, async () => {
+      const student = createStudent(name, { seed: 3, ...options });
+      const { inputSize: s, channels: c } = student.spec;
+      // BatchNorm statistics and affine parameters away from the trivial 0/1
+      randomizeBatchNorm(student);
+      const x = tf.randomNormal([3, s, s, c], 0, 1, 'float32', 7) as tf.Tensor4D;
+      student.eval();
+      const want = tf.tidy(() => student.features(x));
+      const file = join(dir, `${name}.onnx`);
+      await exportOnnx(student, file);
+      expect(student.training).toBe(false);
+      const session = await ort.InferenceSession.create(await readFile(file));
+      const nchw = tf.tidy(() => tf.transpose(x, [0, 3, 1, 2]));
+      const out = await session.run({
+        input: new ort.Tensor('float32', nchw.dataSync() as Float32Array, [3, c, s, s]),
+      });
+      const got = out.features!;
+      expect(got.dims).toEqual([3, student.spec.featureDim]);
+      expect(relError(got.data as Float32Array, want.dataSync() as Float32Array)).toBeLessThan(1e-4);
+      await session.release();
+      tf.dispose([x, want, nchw]);
+      student.dispose();
+    });
+  }
+
+  it('takes NHWC input when asked and records the student in the metadata', async () => {
+    const student = createStudent('alexnet-small', { seed: 1 });
+    student.eval();
+    const x = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 2) as tf.Tensor4D;
+    const want = tf.tidy(() => student.features(x));
+    const session = await ort.InferenceSession.create(toOnnx(student, { layout: 'NHWC', batch: 2 }));
+    const out = await session.run({
+      input: new ort.Tensor('float32', x.dataSync() as Float32Array, [2, 28, 28, 1]),
+    });
+    expect(relError(out.features!.data as Float32Array, want.dataSync() as Float32Array)).toBeLessThan(1e-4);
+    expect(session.inputNames).toEqual(['input']);
+    await session.release();
+    tf.dispose([x, want]);
+    student.dispose();
+  });
+});
