@@ -156,12 +156,14 @@ export class RegLoss implements BaselineLoss {
       const value = tf.div(tf.sum(tf.square(diff)), n) as tf.Scalar;
       // d loss/d z = 2 (z − t) / (B·Dt).
       // Intermediates reach the backward through `save` (the forward's own tensors are freed).
-      save(bn ? [tf.mul(diff, 2 / n), xhat!, invStd!] : [tf.mul(diff, 2 / n)]);
+      save(bn ? [s, w, tf.mul(diff, 2 / n), xhat!, invStd!] : [s, w, tf.mul(diff, 2 / n)]);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
           tf.tidy(() => {
-            const [dz, xhat, invStd] = saved as [
+            const [s, w, dz, xhat, invStd] = saved as [
+              tf.Tensor2D,
+              tf.Tensor2D,
               tf.Tensor2D,
               tf.Tensor2D | undefined,
               tf.Tensor1D | undefined,
@@ -280,11 +282,17 @@ export class ClusterClassifier implements BaselineLoss {
       const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), this.clusters);
       const value = tf.neg(tf.div(tf.sum(tf.mul(onehot, logp)), b)) as tf.Scalar;
       // d loss/d logits = (softmax − onehot) / B.
-      save([tf.div(tf.sub(tf.exp(logp), onehot), b)]);
+      save([s, w, tf.div(tf.sub(tf.exp(logp), onehot), b)]);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-          tf.tidy(() => Linear.backward(s, w, tf.mul(saved[0]!, dy) as tf.Tensor2D)),
+          tf.tidy(() =>
+            Linear.backward(
+              saved[0] as tf.Tensor2D,
+              saved[1] as tf.Tensor2D,
+              tf.mul(saved[2]!, dy) as tf.Tensor2D,
+            ),
+          ),
       };
     }) as unknown as Parameters<typeof tf.customGrad<tf.Scalar>>[0]);
     return f(student, this.classifier.weight, this.classifier.bias);

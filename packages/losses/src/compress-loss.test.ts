@@ -154,6 +154,37 @@ describe.each(backends)('CompressLoss invariants on %s', (backend) => {
     },
   );
 
+  it.each(['no-momentum', 'one-queue'] as const)(
+    '%s: gradients reach a student computed inside the tape (an intermediate tensor)',
+    async (variant) => {
+      await setup();
+      const loss = make({ variant, teacherDim: 5, studentDim: 4, queueSize: 9, batchSize: 3, seed: 4 });
+      const t = normal(3, 5, 1);
+      const v = tf.variable(normal(3, 4, 2));
+      // s = 2v through a custom op: s is freed when the forward's scope ends
+      const double = tf.customGrad(((x: tf.Tensor) => ({
+        value: tf.mul(x, 2),
+        gradFunc: (dy: tf.Tensor) => tf.mul(dy, 2),
+      })) as unknown as Parameters<typeof tf.customGrad<tf.Tensor2D>>[0]);
+      const viaOp = tf.variableGrads(
+        () => loss.forward(t, double(v) as tf.Tensor2D),
+        [v, ...loss.trainableVariables],
+      );
+      loss.discard();
+      const s = tf.variable(tf.mul(v, 2) as tf.Tensor2D);
+      const direct = tf.variableGrads(() => loss.forward(t, s), [s, ...loss.trainableVariables]);
+      loss.discard();
+      const gv = viaOp.grads[v.name]!.dataSync();
+      const gs = direct.grads[s.name]!.dataSync();
+      for (let i = 0; i < gv.length; i++) expect(gv[i]).toBeCloseTo(2 * gs[i]!, 5);
+      for (const w of loss.trainableVariables) {
+        expect(Array.from(viaOp.grads[w.name]!.dataSync())).toEqual(
+          Array.from(direct.grads[w.name]!.dataSync()),
+        );
+      }
+    },
+  );
+
   it.each([0.02, 0.005])('T = %s does not overflow (log-softmax form) and matches float64', async (T) => {
     await setup();
     const K = 12;

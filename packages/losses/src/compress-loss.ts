@@ -233,6 +233,9 @@ export class CompressLoss {
     // Node, and the analytic gradient avoids the transposed products that are slow on wasm.
     const lossOf = tf.customGrad(((...args: unknown[]) => {
       const [s, w, b] = args as [tf.Tensor2D, tf.Tensor2D | undefined, tf.Tensor1D | undefined];
+      const save = args.at(-1) as (tensors: tf.Tensor[]) => void;
+      // The backward of the head needs s and W: only saved tensors outlive the forward's scope.
+      if (w && b) save([s, w]);
       // h = s (two queues) or s·W + b (one-queue head): B×Dh.
       const hT = w && b ? tf.add(tf.matMul(s, w), b) : s;
       const dh = hT.shape[1]!;
@@ -266,11 +269,11 @@ export class CompressLoss {
       const gh = normalizeBackward(grad, sn, norms, dh);
       return {
         value: tf.scalar(loss),
-        gradFunc: (dy: tf.Tensor) =>
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
           tf.tidy(() => {
             const g = tf.mul(dy, tf.tensor2d(gh, [batch, dh])) as tf.Tensor2D;
             if (!(w && b)) return [g];
-            return Linear.backward(s, w, g);
+            return Linear.backward(saved[0] as tf.Tensor2D, saved[1] as tf.Tensor2D, g);
           }),
       };
     }) as unknown as Parameters<typeof tf.customGrad<tf.Scalar>>[0]);
