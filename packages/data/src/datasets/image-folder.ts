@@ -1,0 +1,384 @@
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { CompressError, ioError, type ProgressListener, type RawImage } from '@compress/core';
+import sharp from 'sharp';
+import { resizedCrop } from '../transforms/resample.js';
+import type { ResizePlan } from '../transforms/transform.js';
+import { checkIndex, fingerprintOf, type ResizingDataset, type SpecDataset } from './common.js';
+import { jpegSize } from './jpeg-size.js';
+
+export interface ImageFolderOptions {
+  /**
+   * File extensions that count as images (case-insensitive), as torchvision's `IMG_EXTENSIONS`
+   * restricted to what sharp decodes here.
+   * @default ['.jpg', '.jpeg', '.png', '.webp']
+   */
+  extensions?: string[];
+  /**
+   * Leave out files that cannot be read or decoded instead of failing. Every file is then decoded
+   * once when the folder is opened (slow for big folders); `skipped` lists what was left out.
+   * @default false — a bad file is an error naming it, when it is loaded.
+   */
+  skipCorrupt?: boolean;
+  /**
+   * Decode, crop and resize JPEGs in one sharp (libvips) call when the transform starts with a
+   * crop+resize (`randomResizedCrop`, `resize`): same crop windows, several times faster than
+   * decoding the whole photo and resizing in JavaScript; pixel values within about a grey level of
+   * Pillow's. `false` resizes every image with the Pillow-exact JavaScript resampler.
+   * @default true
+   */
+  nativeResize?: boolean;
+  /** Progress of the verification pass (`skipCorrupt`). */
+  onProgress?: ProgressListener;
+}
+
+export const defaultImageFolderOptions: Required<Omit<ImageFolderOptions, 'onProgress'>> = {
+  extensions: ['.jpg', '.jpeg', '.png', '.webp'],
+  skipCorrupt: false,
+  nativeResize: true,
+};
+
+/** The files of an ImageFolder, as found by the scan (kept in the spec so workers need not rescan). */
+export interface ImageFolderListing {
+  classes: string[];
+  /** Paths relative to `root`, `/`-separated, in dataset order. */
+  files: string[];
+  labels: number[];
+}
+
+export interface ImageFolderSpec {
+  kind: 'image-folder';
+  root: string;
+  extensions?: string[];
+  skipCorrupt?: boolean;
+  nativeResize?: boolean;
+  /** The scan's result; without it, {@link openDataset} scans the folder again. */
+  listing?: ImageFolderListing;
+}
+
+/** A file left out by `skipCorrupt`, and why. */
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+
+/**
+ * torchvision's `ImageFolder`: one sub-folder per class under `root`, classes in sorted order
+ * (label = position), files found recursively (following links) in sorted order — so dataset
+ * indices match torchvision's for the same folder. Images decode with sharp to 8-bit RGB (alpha
+ * dropped, grey expanded: Pillow's `convert('RGB')`); EXIF orientation is not applied (Pillow does
+ * not either).
+ */
+export class ImageFolder implements SpecDataset, ResizingDataset {
+  readonly name: string;
+  readonly root: string;
+  readonly length: number;
+  readonly classes: readonly string[];
+  readonly imageShape = null;
+  readonly labels: Int32Array;
+  /** Paths relative to `root`. */
+  readonly files: readonly string[];
+  /** Files left out by `skipCorrupt`. */
+  readonly skipped: readonly SkippedFile[];
+  readonly spec: ImageFolderSpec;
+  private readonly nativeResize: boolean;
+  private fp: string | undefined;
+
+  private constructor(
+    root: string,
+    options: Required<Omit<ImageFolderOptions, 'onProgress'>>,
+    listing: ImageFolderListing,
+    skipped: SkippedFile[],
+  ) {
+    this.root = root;
+    this.name = `image-folder/${basename(root)}`;
+    this.classes = listing.classes;
+    this.files = listing.files;
+    this.labels = Int32Array.from(listing.labels);
+    this.length = listing.files.length;
+    this.skipped = skipped;
+    this.nativeResize = options.nativeResize;
+    this.spec = { kind: 'image-folder', root, ...options, listing };
+  }
+
+  static async open(
+    root: string,
+    options: ImageFolderOptions = {},
+    listing?: ImageFolderListing,
+  ): Promise<ImageFolder> {
+    if (typeof root !== 'string' || root === '') {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `imageFolder: root must be a directory path, got ${JSON.stringify(root)}`,
+        {
+          input: 'root',
+        },
+      );
+    }
+    const resolved = { ...defaultImageFolderOptions, ...stripUndefined(options) };
+    const extensions = resolved.extensions.map((e) => e.toLowerCase());
+    if (extensions.length === 0 || !extensions.every((e) => e.startsWith('.'))) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `imageFolder: extensions must be a non-empty list like ['.jpg', '.png'], got ${JSON.stringify(resolved.extensions)}`,
+        { input: 'extensions' },
+      );
+    }
+    const absRoot = resolve(root);
+    const skipped: SkippedFile[] = [];
+    let found = listing;
+    if (!found) {
+      found = await scan(absRoot, extensions);
+      if (resolved.skipCorrupt) found = await verify(absRoot, found, skipped, options.onProgress);
+    }
+    return new ImageFolder(absRoot, { ...resolved, extensions }, found, skipped);
+  }
+
+  /** Digest of the relative file list and labels (computed on first use). */
+  get fingerprint(): string {
+    this.fp ??= fingerprintOf(this.name, this.length, null, [
+      this.classes.join('\n'),
+      '\0',
+      this.files.join('\n'),
+      '\0',
+      new Uint8Array(this.labels.buffer, this.labels.byteOffset, this.labels.byteLength),
+    ]);
+    return this.fp;
+  }
+
+  /** Absolute path of sample `index`. */
+  path(index: number): string {
+    checkIndex(this.name, this.length, index);
+    return join(this.root, this.files[index]!);
+  }
+
+  async get(index: number): Promise<{ index: number; image: RawImage; label: number }> {
+    const path = this.path(index);
+    const bytes = await read(path);
+    return { index, image: await decode(bytes, path), label: this.labels[index]! };
+  }
+
+  async getResized(
+    index: number,
+    plan: (width: number, height: number) => ResizePlan,
+  ): Promise<{ index: number; image: RawImage; label: number }> {
+    const path = this.path(index);
+    const bytes = await read(path);
+    const size = this.nativeResize ? jpegSize(bytes) : null;
+    if (size === null) {
+      // Not a JPEG (PNG/WebP may carry alpha, which Pillow drops before resizing while libvips
+      // resizes premultiplied), or native resizing is off: decode, then resize in JavaScript.
+      const image = await decode(bytes, path);
+      const p = plan(image.width, image.height);
+      return { index, image: resizedCrop(image, p.crop, p.height, p.width), label: this.labels[index]! };
+    }
+    const p = plan(size.width, size.height);
+    const { crop } = p;
+    let pipeline = sharp(bytes, { failOn: 'warning' });
+    if (crop.top !== 0 || crop.left !== 0 || crop.width !== size.width || crop.height !== size.height) {
+      pipeline = pipeline.extract({ left: crop.left, top: crop.top, width: crop.width, height: crop.height });
+    }
+    if (p.width !== crop.width || p.height !== crop.height) {
+      pipeline = pipeline.resize(p.width, p.height, { fit: 'fill', kernel: 'linear' });
+    }
+    return { index, image: await toRgb(pipeline, path), label: this.labels[index]! };
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+async function read(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw ioError(error, path, 'read image');
+  }
+}
+
+async function decode(bytes: Uint8Array, path: string): Promise<RawImage> {
+  return toRgb(sharp(bytes, { failOn: 'warning' }), path);
+}
+
+async function toRgb(pipeline: sharp.Sharp, path: string): Promise<RawImage> {
+  try {
+    const { data, info } = await pipeline
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      height: info.height,
+      width: info.width,
+      channels: 3,
+    };
+  } catch (error) {
+    throw new CompressError(
+      'CORRUPT_INPUT',
+      `imageFolder: cannot decode ${path}: ${(error as Error).message}; pass { skipCorrupt: true } to leave out files that do not decode`,
+      { input: path, cause: error },
+    );
+  }
+}
+
+/** Python's `sorted` order for strings (code points; JavaScript compares UTF-16 units). */
+function comparePython(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    x = x >= 0xe000 ? x - 0x800 : x >= 0xd800 ? x + 0x2000 : x;
+    y = y >= 0xe000 ? y - 0x800 : y >= 0xd800 ? y + 0x2000 : y;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+async function isDirectory(
+  path: string,
+  entry: { isDirectory(): boolean; isSymbolicLink(): boolean },
+): Promise<boolean> {
+  if (entry.isDirectory()) return true;
+  if (!entry.isSymbolicLink()) return false;
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false; // a broken link counts as a file, as in os.walk
+  }
+}
+
+async function listDir(path: string): Promise<import('node:fs').Dirent[]> {
+  try {
+    return await readdir(path, { withFileTypes: true });
+  } catch (error) {
+    throw ioError(error, path, 'list directory');
+  }
+}
+
+/** torchvision's `find_classes` + `make_dataset`. */
+async function scan(root: string, extensions: string[]): Promise<ImageFolderListing> {
+  let rootStat: import('node:fs').Stats;
+  try {
+    rootStat = await stat(root);
+  } catch (error) {
+    throw ioError(error, root, 'open image folder');
+  }
+  if (!rootStat.isDirectory()) {
+    throw new CompressError('INVALID_ARGUMENT', `imageFolder: ${root} is not a directory`, { input: root });
+  }
+  const classes: string[] = [];
+  for (const entry of await listDir(root)) {
+    if (await isDirectory(join(root, entry.name), entry)) classes.push(entry.name);
+  }
+  classes.sort(comparePython);
+  if (classes.length === 0) {
+    throw new CompressError(
+      'NOT_FOUND',
+      `imageFolder: no class folders in ${root}; expected one sub-folder per class (${root}/<class>/<image>), as torchvision's ImageFolder`,
+      { input: root },
+    );
+  }
+  const files: string[] = [];
+  const labels: number[] = [];
+  const empty: string[] = [];
+  for (const [label, cls] of classes.entries()) {
+    // os.walk(followlinks=True), sorted by directory path, files sorted within a directory.
+    const dirs: { rel: string; names: string[] }[] = [];
+    const seen = new Set<string>();
+    const walk = async (rel: string): Promise<void> => {
+      const abs = join(root, rel);
+      const real = await realpath(abs).catch(() => abs);
+      if (seen.has(real)) return; // a link cycle
+      seen.add(real);
+      const names: string[] = [];
+      const subdirs: string[] = [];
+      for (const entry of await listDir(abs)) {
+        if (await isDirectory(join(abs, entry.name), entry)) subdirs.push(`${rel}/${entry.name}`);
+        else names.push(entry.name);
+      }
+      dirs.push({ rel, names });
+      for (const d of subdirs) await walk(d);
+    };
+    await walk(cls);
+    dirs.sort((a, b) => comparePython(join(root, a.rel), join(root, b.rel)));
+    const before = files.length;
+    for (const { rel, names } of dirs) {
+      names.sort(comparePython);
+      for (const name of names) {
+        const lower = name.toLowerCase();
+        if (extensions.some((e) => lower.endsWith(e))) {
+          files.push(`${rel}/${name}`);
+          labels.push(label);
+        }
+      }
+    }
+    if (files.length === before) empty.push(cls);
+  }
+  if (empty.length > 0) {
+    throw new CompressError(
+      'NOT_FOUND',
+      `imageFolder: found no valid file for the classes ${empty.join(', ')} in ${root}. Supported extensions are: ${extensions.join(', ')}`,
+      { input: root },
+    );
+  }
+  return { classes, files, labels };
+}
+
+/** Decodes every file once; returns the listing without the ones that fail. */
+async function verify(
+  root: string,
+  listing: ImageFolderListing,
+  skipped: SkippedFile[],
+  onProgress?: ProgressListener,
+): Promise<ImageFolderListing> {
+  const ok = new Uint8Array(listing.files.length);
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    for (let i = next++; i < listing.files.length; i = next++) {
+      const path = join(root, listing.files[i]!);
+      try {
+        await decode(await read(path), path);
+        ok[i] = 1;
+      } catch (error) {
+        skipped[i] = { path, reason: (error as Error).message };
+      }
+      done++;
+      if (onProgress && (done % 256 === 0 || done === listing.files.length)) {
+        onProgress({ phase: 'verify-images', done, total: listing.files.length, unit: 'images' });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  const out: ImageFolderListing = { classes: listing.classes, files: [], labels: [] };
+  for (let i = 0; i < ok.length; i++) {
+    if (ok[i]) {
+      out.files.push(listing.files[i]!);
+      out.labels.push(listing.labels[i]!);
+    }
+  }
+  // Keep `skipped` dense and in dataset order.
+  const dense = skipped.filter(Boolean);
+  skipped.length = 0;
+  skipped.push(...dense);
+  if (out.files.length === 0) {
+    throw new CompressError(
+      'CORRUPT_INPUT',
+      `imageFolder: none of the ${listing.files.length} image files in ${root} could be decoded (first: ${dense[0]?.reason ?? 'unknown'})`,
+      { input: root },
+    );
+  }
+  return out;
+}
+
+/**
+ * Opens a folder of images laid out as torchvision's ImageFolder (see {@link ImageFolder} and
+ * {@link ImageFolderOptions}).
+ */
+export function imageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
+  return ImageFolder.open(root, options);
+}
