@@ -12,13 +12,13 @@ describe('trainStep', () => {
   });
 
   it('trains a student and an extra head on wasm without leaking tensors', () => {
-    const student = createStudent('mobilenetv2-small', { seed: 1 });
+    const student = createStudent('mobilenetv2-small', { seed: 1, inputSize: 16 });
     // an extra trainable variable, like the one-queue variant's linear head: Ds → 8
     const head = tf.variable(
       tf.mul(tf.randomNormal([student.spec.featureDim, 8], 0, 1, 'float32', 1), 0.01) as tf.Tensor2D,
     );
     const target = tf.randomNormal([4, 8], 0, 1, 'float32', 2);
-    const x = preprocess(student, randomImageBatch(4, [28, 28, 1], 3));
+    const x = preprocess(student, randomImageBatch(4, [16, 16, 1], 3));
     const optimizer = new SGD({ lr: 0.05 });
     const loss = () => tf.mean(tf.square(tf.sub(tf.matMul(student.features(x), head), target))) as tf.Scalar;
     const headBefore = head.dataSync().slice();

@@ -120,6 +120,38 @@ describe('wasm training kernels agree with the cpu backend', () => {
     }
   }
 
+  for (const [ta, tb] of [
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const) {
+    it(`BatchMatMul with transposeA ${ta}, transposeB ${tb} (2-D and batched) matches cpu`, async () => {
+      const rng = new Rng(ta ? 1 : 2);
+      for (const [batch, m, k, n] of [
+        [0, 5, 7, 3],
+        [2, 4, 6, 5],
+      ] as const) {
+        const aShape = ta ? [k, m] : [m, k];
+        const bShape = tb ? [n, k] : [k, n];
+        const lead = batch ? [batch] : [];
+        const a = random(Math.max(batch, 1) * m * k, rng);
+        const b = random(Math.max(batch, 1) * k * n, rng);
+        const product = async (backend: string) => {
+          await tf.setBackend(backend);
+          return tf.tidy(
+            () =>
+              tf
+                .matMul(tf.tensor(a, [...lead, ...aShape]), tf.tensor(b, [...lead, ...bShape]), ta, tb)
+                .dataSync() as Float32Array,
+          );
+        };
+        const cpu = await product('cpu');
+        const wasm = await product('wasm');
+        expect(maxRelError(wasm, cpu)).toBeLessThan(1e-5);
+      }
+    });
+  }
+
   it('registration is idempotent and leaks no tensors over repeated gradients', async () => {
     registerWasmTrainingKernels();
     await tf.setBackend('wasm');

@@ -1,4 +1,5 @@
 import { getKernel, type KernelConfig, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import { batchMatMulConfig, setWasmBatchMatMul } from './BatchMatMul.js';
 import { batchNormTrainConfig, batchNormTrainGradConfig } from './BatchNormTrain.js';
 import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2DBackpropInputConfig } from './Conv2DBackpropInput.js';
@@ -7,6 +8,7 @@ import { depthwiseConv2dNativeBackpropInputConfig } from './DepthwiseConv2dNativ
 
 /** The training kernels compress adds to (or replaces in) the `wasm` backend, alphabetically. */
 export const wasmTrainingKernels: readonly KernelConfig[] = [
+  batchMatMulConfig,
   batchNormTrainConfig,
   batchNormTrainGradConfig,
   conv2DBackpropFilterConfig,
@@ -17,13 +19,20 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
 
 /**
  * Registers {@link wasmTrainingKernels} for `wasm`, replacing the backend's own version where it has
- * one (its Conv2DBackpropInput is a plain loop). Idempotent.
+ * one (its Conv2DBackpropInput is a plain loop; its BatchMatMul is slow with transposed operands).
+ * Idempotent.
  */
 export function registerWasmTrainingKernels(): void {
   for (const config of wasmTrainingKernels) {
     const current = getKernel(config.kernelName, 'wasm');
     if (current?.kernelFunc === config.kernelFunc) continue;
     if (current !== undefined) unregisterKernel(config.kernelName, 'wasm');
+    if (config === batchMatMulConfig && current !== undefined) {
+      // we delegate to the backend's own kernel: keep its setup (it binds the wasm function)
+      setWasmBatchMatMul(current.kernelFunc);
+      registerKernel(current.setupFunc ? { ...config, setupFunc: current.setupFunc } : config);
+      continue;
+    }
     registerKernel(config);
   }
 }

@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+// Benchmark of @compress/students: training steps/s of the students on wasm next to the same
+// networks in PyTorch CPU, run in the same invocation. Prints a table and writes
+// bench-results/students.json at the repository root. Run it alone on the machine:
+//   flock /tmp/compress-bench.lock pnpm --filter @compress/students bench
+// Each configuration runs in its own process (so peak memory is its own). The wasm backend uses
+// one thread, so the ratio is against PyTorch with 1 thread (the faster of default malloc and
+// GLIBC_TUNABLES=glibc.malloc.hugetlb=1); PyTorch with 2 threads is shown beside it.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+
+const here = dirname(new URL(import.meta.url).pathname);
+const root = join(here, '..', '..', '..');
+const python = process.env.COMPRESS_PYTHON ?? '/usr/bin/python3';
+const configs = [
+  { student: 'resnet18-small', channels: 3, inputSize: 32, batch: 256 },
+  { student: 'resnet18-small', channels: 1, inputSize: 28, batch: 256 },
+  { student: 'alexnet-small', channels: 1, inputSize: 28, batch: 256 },
+  { student: 'mobilenetv2-small', channels: 1, inputSize: 28, batch: 256 },
+  { student: 'mobilenetv2', channels: 3, inputSize: 64, batch: 64 },
+];
+const only = process.env.BENCH_ONLY;
+
+function run(cmd, args, env = {}) {
+  try {
+    const out = execFileSync(cmd, args, {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return JSON.parse(out.trim().split('\n').at(-1));
+  } catch (error) {
+    console.error(
+      `bench: ${cmd} ${args.join(' ')} failed: ${String(error.stderr ?? error.message)
+        .trim()
+        .split('\n')
+        .at(-1)}`,
+    );
+    return null;
+  }
+}
+
+function torch(cfg, threads) {
+  const json = JSON.stringify(cfg);
+  const plain = run(python, [join(here, 'train_step.py'), json, String(threads)]);
+  const huge = run(python, [join(here, 'train_step.py'), json, String(threads)], {
+    GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1',
+  });
+  const all = [plain, huge].filter(Boolean);
+  if (all.length === 0) return null;
+  return all.reduce((a, b) => (b.imagesPerSec > a.imagesPerSec ? b : a));
+}
+
+const rows = [];
+const f = (x) => (x === null || x === undefined ? 'missing' : x >= 100 ? x.toFixed(0) : x.toFixed(2));
+console.log(
+  'config                          | ours img/s | torch 1t img/s | ratio | torch 2t img/s | ratio | ours MB | torch MB',
+);
+for (const cfg of configs) {
+  const label = `${cfg.student} ${cfg.inputSize}×${cfg.inputSize}×${cfg.channels} B${cfg.batch}`;
+  if (only && !label.includes(only)) continue;
+  const ours = run(process.execPath, [join(here, 'train_step.mjs'), JSON.stringify(cfg)]);
+  const t1 = torch(cfg, 1);
+  const t2 = torch(cfg, 2);
+  const ratio = (a, b) => (a && b ? a.imagesPerSec / b.imagesPerSec : null);
+  console.log(
+    `${label.padEnd(31)} | ${f(ours?.imagesPerSec).padStart(10)} | ${f(t1?.imagesPerSec).padStart(14)} | ${f(ratio(ours, t1)).padStart(5)} | ${f(t2?.imagesPerSec).padStart(14)} | ${f(ratio(ours, t2)).padStart(5)} | ${f(ours?.peakRssMB).padStart(7)} | ${f(t1?.peakRssMB).padStart(8)}`,
+  );
+  rows.push(
+    {
+      name: `train step ${label} (wasm, 1 thread)`,
+      unit: 'images/s',
+      ours: ours?.imagesPerSec ?? null,
+      reference: t1?.imagesPerSec ?? null,
+      referenceName: 'PyTorch CPU, 1 thread (faster of default malloc and hugetlb)',
+      ratio: ratio(ours, t1),
+      higherIsBetter: true,
+    },
+    {
+      name: `train step ${label} vs PyTorch 2 threads`,
+      unit: 'images/s',
+      ours: ours?.imagesPerSec ?? null,
+      reference: t2?.imagesPerSec ?? null,
+      referenceName: 'PyTorch CPU, 2 threads (faster of default malloc and hugetlb)',
+      ratio: ratio(ours, t2),
+      higherIsBetter: true,
+    },
+    {
+      name: `peak memory ${label}`,
+      unit: 'MB (max RSS)',
+      ours: ours?.peakRssMB ?? null,
+      reference: t1?.peakRssMB ?? null,
+      referenceName: 'PyTorch CPU, 1 thread',
+      ratio: ours && t1 ? t1.peakRssMB / ours.peakRssMB : null,
+      higherIsBetter: false,
+    },
+  );
+}
+const dir = join(root, 'bench-results');
+mkdirSync(dir, { recursive: true });
+writeFileSync(
+  join(dir, 'students.json'),
+  `${JSON.stringify(
+    {
+      package: '@compress/students',
+      rows,
+      machine: {
+        cpu: cpus()[0]?.model ?? 'unknown',
+        cores: cpus().length,
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+        node: process.version,
+        backend: 'wasm (1 thread, SIMD)',
+        loadAverage: (await import('node:os')).loadavg()[0].toFixed(2),
+      },
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(`bench: wrote ${join(dir, 'students.json')}`);
