@@ -93,7 +93,11 @@ def state_dict_of(checkpoint: object, path: str) -> dict[str, torch.Tensor]:
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], path: str, fmt: str) -> None:
     """Loads `state` into `model` (head already dropped), refusing missing or unexpected backbone keys."""
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shape mismatches
+        lines = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
+        raise ExportError(f"{path} does not fit the {fmt} model: {len(lines)} tensors of other shapes, e.g. {lines[0] if lines else error}") from None
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
         raise ExportError(
