@@ -28,7 +28,7 @@ const configs = [
   { K: 16384, Dt: 128, Ds: 128, reps: 10 },
   { K: 16384, Dt: 2048, Ds: 512, reps: 5 },
   { K: 128000, Dt: 128, Ds: 128, reps: 5 },
-  { K: 128000, Dt: 2048, Ds: 512, reps: 3 },
+  { K: 128000, Dt: 2048, Ds: 512, reps: 2 },
 ].slice(0, quick ? 1 : 4);
 
 const median = (xs) => {
@@ -83,8 +83,12 @@ for (const c of configs) {
     refs[threads] = {
       ms: median(best.r.ms),
       hugetlb: best.h,
+      cpuMs: median(best.r.cpuMs),
       all: runs
-        .map((x) => `${x.h ? 'hugetlb' : 'default malloc'} ${median(x.r.ms).toFixed(1)} ms`)
+        .map(
+          (x) =>
+            `${x.h ? 'hugetlb' : 'default malloc'} ${median(x.r.ms).toFixed(1)} ms (CPU ${median(x.r.cpuMs).toFixed(1)})`,
+        )
         .join(', '),
       rss: best.r.maxRssBytes,
     };
@@ -104,16 +108,30 @@ for (const c of configs) {
       higherIsBetter: false,
     });
   }
+  if (refs[1]) {
+    const oursCpu = median(o.cpuMs);
+    rows.push({
+      name: `${name} (wasm, 1 thread) vs PyTorch 1 thread, CPU time`,
+      unit: 'CPU ms/step',
+      ours: Number(oursCpu.toFixed(2)),
+      reference: Number(refs[1].cpuMs.toFixed(2)),
+      referenceName: `PyTorch ${torchVersion} CPU, 1 thread${refs[1].hugetlb ? ', hugetlb malloc' : ''}`,
+      ratio: Number((refs[1].cpuMs / oursCpu).toFixed(3)),
+      higherIsBetter: false,
+    });
+  }
   table.push({
     config: name,
     ours: oursMs,
+    oursCpu: median(o.cpuMs),
+    torch1Cpu: refs[1]?.cpuMs,
     torch1: refs[1]?.ms,
     torch2: refs[2]?.ms,
     oursMem: `heap ${gib(o.wasmHeapBytes)} GiB, RSS ${gib(o.maxRssBytes)} GiB`,
     torchMem: refs[1] ? `RSS ${gib(refs[1].rss)} GiB` : 'missing',
   });
   notes.push(
-    `${name}: ours ${o.ms.map((x) => x.toFixed(0)).join('/')} ms (${o.engine} engine; wasm heap ${gib(o.wasmHeapBytes)} GiB, peak RSS ${gib(o.maxRssBytes)} GiB); PyTorch 1 thread: ${refs[1]?.all ?? 'missing'} (peak RSS ${refs[1] ? gib(refs[1].rss) : '?'} GiB); 2 threads: ${refs[2]?.all ?? 'missing'}`,
+    `${name}: ours ${o.ms.map((x) => x.toFixed(0)).join('/')} ms (CPU time median ${median(o.cpuMs).toFixed(1)} ms) (${o.engine} engine; wasm heap ${gib(o.wasmHeapBytes)} GiB, peak RSS ${gib(o.maxRssBytes)} GiB); PyTorch 1 thread: ${refs[1]?.all ?? 'missing'} (peak RSS ${refs[1] ? gib(refs[1].rss) : '?'} GiB); 2 threads: ${refs[2]?.all ?? 'missing'}`,
   );
   console.log(notes.at(-1));
 }
@@ -126,7 +144,7 @@ for (const t of table) {
   const r = (x) => (x === undefined ? 'missing' : `${(x / t.ours).toFixed(2)}×`);
   const f = (x) => (x === undefined ? 'missing' : x.toFixed(1));
   console.log(
-    `| ${t.config} | ${t.ours.toFixed(1)} | ${f(t.torch1)} | ${r(t.torch1)} | ${f(t.torch2)} | ${r(t.torch2)} | ${t.oursMem} / ${t.torchMem} |`,
+    `| ${t.config} | ${t.ours.toFixed(1)} | ${f(t.torch1)} | ${r(t.torch1)} | ${t.torch1Cpu === undefined ? 'missing' : `${(t.torch1Cpu / t.oursCpu).toFixed(2)}×`} | ${f(t.torch2)} | ${r(t.torch2)} | ${t.oursMem} / ${t.torchMem} |`,
   );
 }
 

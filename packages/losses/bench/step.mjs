@@ -29,15 +29,20 @@ function step() {
 
 step(); // warm-up (also tiers up the wasm code)
 const ms = [];
+const cpuMs = [];
 for (let i = 0; i < reps; i++) {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   step();
+  const c = process.cpuUsage(c0);
   ms.push(performance.now() - t0);
+  cpuMs.push((c.user + c.system) / 1000);
 }
 const heap = tf.backend().wasm.HEAPU8.length;
 console.log(
   JSON.stringify({
     ms,
+    cpuMs,
     engine: loss.engineName,
     wasmHeapBytes: heap,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,

@@ -4,26 +4,9 @@
 (module
   (memory (import "env" "memory") 1 65536)
 
-  ;; e^x for x ≤ 0 (Cephes expf: n = round(x·log2 e), r = x − n·ln 2, 2^n·poly(r)); x < −87 is clamped.
-  (func $exp (param $x v128) (result v128)
-    (local $n v128) (local $r v128) (local $p v128)
-    (local.set $x (f32x4.max (local.get $x) (f32x4.splat (f32.const -87.0))))
-    (local.set $n (f32x4.nearest (f32x4.mul (local.get $x) (f32x4.splat (f32.const 1.44269504088896341)))))
-    (local.set $r (f32x4.sub (local.get $x) (f32x4.mul (local.get $n) (f32x4.splat (f32.const 0.693359375)))))
-    (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $n) (f32x4.splat (f32.const -2.12194440e-4)))))
-    (local.set $p (f32x4.splat (f32.const 1.9875691500e-4)))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (f32x4.splat (f32.const 1.3981999507e-3))))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (f32x4.splat (f32.const 8.3334519073e-3))))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (f32x4.splat (f32.const 4.1665795894e-2))))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (f32x4.splat (f32.const 1.6666665459e-1))))
-    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (f32x4.splat (f32.const 5.0000001201e-1))))
-    ;; p·r² + r + 1
-    (local.set $p (f32x4.add
-      (f32x4.add (f32x4.mul (local.get $p) (f32x4.mul (local.get $r) (local.get $r))) (local.get $r))
-      (f32x4.splat (f32.const 1.0))))
-    ;; · 2^n, built in the exponent bits
-    (f32x4.mul (local.get $p)
-      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (i32x4.splat (i32.const 127))) (i32.const 23))))
+  ;; e^x (x ≤ 0) is inlined twice in expsum (V8 does not inline wasm calls): Cephes expf,
+  ;; n = round(x·log2 e), r = x − n·ln 2 (in two parts), e^x = 2^n·(1 + r + r²·poly(r)), with 2^n
+  ;; built in the exponent bits; x < −87 is clamped (e^−87 ≈ 1.6e−38, negligible in any sum).
 
   ;; mt[i] = max_k lt[k·B + i], ms[i] = max_k ls[k·B + i].
   (func (export "colmax") (param $lt i32) (param $ls i32) (param $K i32) (param $B i32) (param $mt i32) (param $ms i32)
@@ -60,6 +43,7 @@
                           (param $mt i32) (param $ms i32) (param $acc32 i32) (param $acc64 i32)
     (local $i i32) (local $k i32) (local $rowBytes i32) (local $a v128) (local $b v128) (local $et v128) (local $es v128)
     (local $p32 i32) (local $p64 i32) (local $n i32) (local $vinvT v128)
+    (local $ex v128) (local $en v128) (local $er v128) (local $ep v128)
     (local.set $rowBytes (i32.shl (local.get $B) (i32.const 2)))
     (local.set $vinvT (f32x4.splat (local.get $invT)))
     ;; zero both accumulators
@@ -73,8 +57,34 @@
         (br_if $idone (i32.ge_u (local.get $i) (local.get $rowBytes)))
         (local.set $a (v128.load (i32.add (local.get $lt) (local.get $i))))
         (local.set $b (v128.load (i32.add (local.get $ls) (local.get $i))))
-        (local.set $et (call $exp (f32x4.mul (f32x4.sub (local.get $a) (v128.load (i32.add (local.get $mt) (local.get $i)))) (local.get $vinvT))))
-        (local.set $es (call $exp (f32x4.mul (f32x4.sub (local.get $b) (v128.load (i32.add (local.get $ms) (local.get $i)))) (local.get $vinvT))))
+        ;; $et = exp(x), inlined (see $exp)
+        (local.set $ex (f32x4.max (f32x4.mul (f32x4.sub (local.get $a) (v128.load (i32.add (local.get $mt) (local.get $i)))) (local.get $vinvT)) (f32x4.splat (f32.const -87.0))))
+        (local.set $en (f32x4.nearest (f32x4.mul (local.get $ex) (f32x4.splat (f32.const 1.44269504088896341)))))
+        (local.set $er (f32x4.sub (f32x4.sub (local.get $ex) (f32x4.mul (local.get $en) (f32x4.splat (f32.const 0.693359375))))
+                                  (f32x4.mul (local.get $en) (f32x4.splat (f32.const -2.12194440e-4)))))
+        (local.set $ep (f32x4.add (f32x4.mul (f32x4.splat (f32.const 1.9875691500e-4)) (local.get $er)) (f32x4.splat (f32.const 1.3981999507e-3))))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (f32x4.splat (f32.const 8.3334519073e-3))))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (f32x4.splat (f32.const 4.1665795894e-2))))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (f32x4.splat (f32.const 1.6666665459e-1))))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (f32x4.splat (f32.const 5.0000001201e-1))))
+        (local.set $et (f32x4.mul
+          (f32x4.add (f32x4.add (f32x4.mul (local.get $ep) (f32x4.mul (local.get $er) (local.get $er))) (local.get $er))
+                     (f32x4.splat (f32.const 1.0)))
+          (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $en)) (i32x4.splat (i32.const 127))) (i32.const 23))))
+        ;; $es = exp(x), inlined (see $exp)
+        (local.set $ex (f32x4.max (f32x4.mul (f32x4.sub (local.get $b) (v128.load (i32.add (local.get $ms) (local.get $i)))) (local.get $vinvT)) (f32x4.splat (f32.const -87.0))))
+        (local.set $en (f32x4.nearest (f32x4.mul (local.get $ex) (f32x4.splat (f32.const 1.44269504088896341)))))
+        (local.set $er (f32x4.sub (f32x4.sub (local.get $ex) (f32x4.mul (local.get $en) (f32x4.splat (f32.const 0.693359375))))
+                                  (f32x4.mul (local.get $en) (f32x4.splat (f32.const -2.12194440e-4)))))
+        (local.set $ep (f32x4.add (f32x4.mul (f32x4.splat (f32.const 1.9875691500e-4)) (local.get $er)) (f32x4.splat (f32.const 1.3981999507e-3))))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (f32x4.splat (f32.const 8.3334519073e-3))))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (f32x4.splat (f32.const 4.1665795894e-2))))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (f32x4.splat (f32.const 1.6666665459e-1))))
+        (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $er)) (f32x4.splat (f32.const 5.0000001201e-1))))
+        (local.set $es (f32x4.mul
+          (f32x4.add (f32x4.add (f32x4.mul (local.get $ep) (f32x4.mul (local.get $er) (local.get $er))) (local.get $er))
+                     (f32x4.splat (f32.const 1.0)))
+          (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $en)) (i32x4.splat (i32.const 127))) (i32.const 23))))
         (v128.store (i32.add (local.get $lt) (local.get $i)) (local.get $et))
         (v128.store (i32.add (local.get $ls) (local.get $i)) (local.get $es))
         (local.set $p32 (i32.add (local.get $acc32) (local.get $i)))
