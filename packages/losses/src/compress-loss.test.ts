@@ -376,6 +376,95 @@ describe.each(backends)('CompressLoss invariants on %s', (backend) => {
   });
 });
 
+/** The loss in float64 from the definitions, against `loss`'s current queues (and head). */
+function reference64(loss: CompressLoss, teacher: tf.Tensor2D, student: tf.Tensor2D): number {
+  const T = loss.options.temperature;
+  const [B, Dt] = teacher.shape;
+  const tq = loss.teacherQueue.values();
+  const sQueue = loss.studentQueue ?? loss.teacherQueue;
+  const sq = sQueue.values();
+  const K = loss.teacherQueue.size;
+  const tv = teacher.dataSync();
+  let sv = Float64Array.from(student.dataSync());
+  let ds = student.shape[1];
+  if (loss.head !== null) {
+    const w = loss.head.weight.dataSync();
+    const b = loss.head.bias.dataSync();
+    const h = new Float64Array(B * Dt);
+    for (let i = 0; i < B; i++)
+      for (let j = 0; j < Dt; j++) {
+        let acc = b[j]!;
+        for (let k = 0; k < ds; k++) acc += sv[i * ds + k]! * w[k * Dt + j]!;
+        h[i * Dt + j] = acc;
+      }
+    sv = h;
+    ds = Dt;
+  }
+  const logits = (x: ArrayLike<number>, d: number, q: Float32Array, i: number) => {
+    let n = 0;
+    for (let j = 0; j < d; j++) n += x[i * d + j]! ** 2;
+    n = Math.sqrt(n);
+    const out = new Float64Array(K);
+    for (let k = 0; k < K; k++) {
+      let acc = 0;
+      for (let j = 0; j < d; j++) acc += (x[i * d + j]! / n) * q[k * d + j]!;
+      out[k] = acc / T;
+    }
+    const m = Math.max(...out);
+    let z = 0;
+    for (const v of out) z += Math.exp(v - m);
+    return out.map((v) => v - m - Math.log(z));
+  };
+  let total = 0;
+  for (let i = 0; i < B; i++) {
+    const lp = logits(tv, Dt, tq, i);
+    const lq = logits(sv, ds, sq, i);
+    for (let k = 0; k < K; k++) total += Math.exp(lp[k]!) * (lp[k]! - lq[k]!);
+  }
+  return total / B;
+}
+
+describe('the wasm engine against the tfjs engine', () => {
+  it.each(['no-momentum', 'momentum', 'one-queue'] as const)(
+    '%s: same loss, gradients and queues over several chunks, with B not a multiple of 4',
+    async (variant) => {
+      await tf.setBackend('wasm');
+      await tf.ready();
+      const options = { variant, teacherDim: 16, studentDim: 12, queueSize: 2500, batchSize: 10, seed: 3 };
+      const fast = make({ ...options, engine: 'auto' });
+      const ref = make({ ...options, engine: 'tfjs' });
+      expect(fast.engineName).toBe('wasm');
+      expect(ref.engineName).toBe('tfjs');
+      for (let step = 0; step < 3; step++) {
+        const t = normal(10, 16, step);
+        const key = variant === 'momentum' ? normal(10, 12, 50 + step) : undefined;
+        const want = reference64(fast, t, normal(10, 12, 100 + step));
+        const out = [fast, ref].map((l) => {
+          const s = tf.variable(normal(10, 12, 100 + step));
+          const { value, grads } = tf.variableGrads(() => l.forward(t, s, key), [s, ...l.trainableVariables]);
+          l.update();
+          return {
+            loss: value.dataSync()[0]!,
+            grads: [s, ...l.trainableVariables].map((v) => grads[v.name]!.dataSync()),
+          };
+        });
+        const [a, b] = out as [(typeof out)[0], (typeof out)[0]];
+        // the wasm engine sums in float64; the tfjs engine's float32 reductions are a little looser
+        expect(Math.abs(a.loss - want)).toBeLessThan(2e-6 * want);
+        expect(Math.abs(b.loss - want)).toBeLessThan(3e-5 * want);
+        for (const [i, g] of a.grads.entries()) {
+          const want = b.grads[i]!;
+          const scale = Math.max(...Array.from(want).map(Math.abs));
+          for (let j = 0; j < g.length; j++) expect(Math.abs(g[j]! - want[j]!)).toBeLessThan(1e-4 * scale);
+        }
+      }
+      expect(fast.teacherQueue.values()).toEqual(ref.teacherQueue.values());
+      expect(fast.teacherQueue.pointer).toBe(30);
+      if (variant !== 'one-queue') expect(fast.studentQueue!.values()).toEqual(ref.studentQueue!.values());
+    },
+  );
+});
+
 describe('variants are data', () => {
   it('describe what each variant enqueues and compares', () => {
     expect(variantSpec('momentum')).toEqual({ name: 'momentum', studentQueue: 'key', head: false });
