@@ -59,11 +59,19 @@ console.log(
   'config                          | ours img/s | torch 1t img/s | ratio | torch 2t img/s | ratio | ours MB | torch MB',
 );
 for (const cfg of configs) {
-  const label = `${cfg.student} ${cfg.inputSize}×${cfg.inputSize}×${cfg.channels} B${cfg.batch}`;
-  if (only && !label.includes(only)) continue;
-  const ours = run(process.execPath, [join(here, 'train_step.mjs'), JSON.stringify(cfg)]);
+  const asked = `${cfg.student} ${cfg.inputSize}×${cfg.inputSize}×${cfg.channels} B${cfg.batch}`;
+  if (only && !asked.includes(only)) continue;
+  let ours = run(process.execPath, [join(here, 'train_step.mjs'), JSON.stringify(cfg)]);
+  let note = '';
+  if (ours === null && cfg.batch > 64) {
+    // the wasm heap is 32-bit (at most 4 GiB): say so and measure at half the batch
+    note = ` (B${cfg.batch} does not fit the 4 GiB wasm heap; measured at B${cfg.batch / 2})`;
+    cfg.batch /= 2;
+    ours = run(process.execPath, [join(here, 'train_step.mjs'), JSON.stringify(cfg)]);
+  }
   const t1 = torch(cfg, 1);
   const t2 = torch(cfg, 2);
+  const label = `${cfg.student} ${cfg.inputSize}×${cfg.inputSize}×${cfg.channels} B${cfg.batch}${note}`;
   const ratio = (a, b) => (a && b ? a.imagesPerSec / b.imagesPerSec : null);
   console.log(
     `${label.padEnd(31)} | ${f(ours?.imagesPerSec).padStart(10)} | ${f(t1?.imagesPerSec).padStart(14)} | ${f(ratio(ours, t1)).padStart(5)} | ${f(t2?.imagesPerSec).padStart(14)} | ${f(ratio(ours, t2)).padStart(5)} | ${f(ours?.peakRssMB).padStart(7)} | ${f(t1?.peakRssMB).padStart(8)}`,

@@ -2,9 +2,12 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { batchNormTrainGradImpl, batchNormTrainImpl } from './batch_norm_train_impl.js';
 
-/** compress's own kernel: train-mode BatchNorm over the last axis → [y, mean, variance, invStd]. */
+/**
+ * compress's own kernel: train-mode BatchNorm over the last axis, optionally followed by ReLU or
+ * ReLU6 (attr `activation`), → [y, mean, variance, invStd].
+ */
 export const BatchNormTrain = 'CompressBatchNormTrain';
-/** Its gradient: inputs dy, x, mean, invStd, gamma → [dx, dGamma, dBeta]. */
+/** Its gradient: inputs dy, x, mean, invStd, gamma (and y with an activation) → [dx, dGamma, dBeta]. */
 export const BatchNormTrainGrad = 'CompressBatchNormTrainGrad';
 
 function batchNormTrain(args: {
@@ -15,31 +18,50 @@ function batchNormTrain(args: {
   const { backend } = args;
   const { x, gamma, beta } = args.inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
   const eps = args.attrs.eps as number;
+  const activation = activationCode(args.attrs.activation);
   const c = x.shape[x.shape.length - 1] as number;
   const y = backend.makeOutput(x.shape, 'float32');
   const mean = backend.makeOutput([c], 'float32');
   const variance = backend.makeOutput([c], 'float32');
   const invStd = backend.makeOutput([c], 'float32');
   const v = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
-  batchNormTrainImpl(v(x), v(gamma), v(beta), c, eps, v(y), v(mean), v(variance), v(invStd));
+  batchNormTrainImpl(v(x), v(gamma), v(beta), c, eps, v(y), v(mean), v(variance), v(invStd), activation);
   return [y, mean, variance, invStd];
+}
+
+function activationCode(a: unknown): 0 | 1 | 2 {
+  return a === 'relu' ? 1 : a === 'relu6' ? 2 : 0;
 }
 
 function batchNormTrainGrad(args: {
   inputs: Record<string, TensorInfo>;
   backend: BackendWasm;
+  attrs: NamedAttrMap;
 }): TensorInfo[] {
   const { backend } = args;
-  const { dy, x, mean, invStd, gamma } = args.inputs as Record<
-    'dy' | 'x' | 'mean' | 'invStd' | 'gamma',
+  const { dy, x, mean, invStd, gamma, y } = args.inputs as Record<
+    'dy' | 'x' | 'mean' | 'invStd' | 'gamma' | 'y',
     TensorInfo
   >;
+  const activation = activationCode(args.attrs.activation);
   const c = x.shape[x.shape.length - 1] as number;
   const dx = backend.makeOutput(x.shape, 'float32');
   const dGamma = backend.makeOutput([c], 'float32');
   const dBeta = backend.makeOutput([c], 'float32');
   const v = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
-  batchNormTrainGradImpl(v(dy), v(x), v(mean), v(invStd), v(gamma), c, v(dx), v(dGamma), v(dBeta));
+  batchNormTrainGradImpl(
+    v(dy),
+    v(x),
+    v(mean),
+    v(invStd),
+    v(gamma),
+    c,
+    v(dx),
+    v(dGamma),
+    v(dBeta),
+    activation,
+    y ? v(y) : null,
+  );
   return [dx, dGamma, dBeta];
 }
 

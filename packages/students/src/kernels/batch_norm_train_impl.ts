@@ -13,6 +13,8 @@ export function batchNormTrainImpl(
   mean: Float32Array,
   variance: Float32Array,
   invStd: Float32Array,
+  /** Applied to y: 0 none, 1 ReLU, 2 ReLU6. */
+  activation: 0 | 1 | 2 = 0,
 ): void {
   const n = x.length / c;
   const acc = new Float64Array(c);
@@ -34,13 +36,23 @@ export function batchNormTrainImpl(
     scale[k] = gamma[k]! * invStd[k]!;
     shift[k] = beta[k]! - mean[k]! * scale[k]!;
   }
-  for (let r = 0, o = 0; r < n; r++, o += c)
-    for (let k = 0; k < c; k++) y[o + k] = x[o + k]! * scale[k]! + shift[k]!;
+  const hi = activation === 2 ? 6 : Number.POSITIVE_INFINITY;
+  for (let r = 0, o = 0; r < n; r++, o += c) {
+    if (activation === 0) {
+      for (let k = 0; k < c; k++) y[o + k] = x[o + k]! * scale[k]! + shift[k]!;
+    } else {
+      for (let k = 0; k < c; k++) {
+        const v = x[o + k]! * scale[k]! + shift[k]!;
+        y[o + k] = v > 0 ? (v < hi ? v : hi) : 0;
+      }
+    }
+  }
 }
 
 /**
- * Backward of {@link batchNormTrainImpl}: with x̂ = (x − mean)/σ,
- * dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/σ · (dy − dβ/N − x̂·dγ/N).
+ * Backward of {@link batchNormTrainImpl}: with x̂ = (x − mean)/σ and g = dy masked by the
+ * activation's derivative (read from the output y: 0 < y, and y < 6 for ReLU6),
+ * dβ = Σ g, dγ = Σ g·x̂, dx = γ/σ · (g − dβ/N − x̂·dγ/N).
  */
 export function batchNormTrainGradImpl(
   dy: Float32Array,
@@ -52,10 +64,22 @@ export function batchNormTrainGradImpl(
   dx: Float32Array,
   dGamma: Float32Array,
   dBeta: Float32Array,
+  activation: 0 | 1 | 2 = 0,
+  y: Float32Array | null = null,
 ): void {
   const n = x.length / c;
   const sumDy = new Float64Array(c);
   const sumDyXc = new Float64Array(c);
+  if (activation !== 0) {
+    // g = dy · act'(y), written into dx (used as scratch; dx is overwritten below)
+    const hi = activation === 2 ? 6 : Number.POSITIVE_INFINITY;
+    const yv = y as Float32Array;
+    for (let i = 0; i < dx.length; i++) {
+      const v = yv[i]!;
+      dx[i] = v > 0 && v < hi ? dy[i]! : 0;
+    }
+    dy = dx;
+  }
   for (let r = 0, o = 0; r < n; r++, o += c) {
     for (let k = 0; k < c; k++) {
       const g = dy[o + k]!;

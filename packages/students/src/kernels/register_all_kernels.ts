@@ -5,6 +5,7 @@ import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2DBackpropInputConfig } from './Conv2DBackpropInput.js';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './DepthwiseConv2dNativeBackpropFilter.js';
 import { depthwiseConv2dNativeBackpropInputConfig } from './DepthwiseConv2dNativeBackpropInput.js';
+import { identityConfig } from './Identity.js';
 
 /** The training kernels compress adds to (or replaces in) the `wasm` backend, alphabetically. */
 export const wasmTrainingKernels: readonly KernelConfig[] = [
@@ -15,11 +16,13 @@ export const wasmTrainingKernels: readonly KernelConfig[] = [
   conv2DBackpropInputConfig,
   depthwiseConv2dNativeBackpropFilterConfig,
   depthwiseConv2dNativeBackpropInputConfig,
+  identityConfig,
 ];
 
 /**
  * Registers {@link wasmTrainingKernels} for `wasm`, replacing the backend's own version where it has
- * one (its Conv2DBackpropInput is a plain loop; its BatchMatMul is slow with transposed operands).
+ * one (its Conv2DBackpropInput is a plain loop; its BatchMatMul is slow with transposed operands;
+ * its Identity copies).
  * Idempotent.
  */
 export function registerWasmTrainingKernels(): void {

@@ -1,8 +1,8 @@
 import type { Rng } from '@compress/core';
 import type * as tfc from '@tensorflow/tfjs-core';
-import * as tf from '@tensorflow/tfjs-core';
 import type { GraphBuilder } from '../nn/graph.js';
 import {
+  addRelu,
   Chain,
   ConvBN,
   GlobalAvgPool,
@@ -48,7 +48,7 @@ class BasicBlock extends Module {
 
   forward(x: tfc.Tensor): tfc.Tensor {
     const identity = this.downsample ? this.downsample.forward(x) : x;
-    return tf.relu(tf.add(this.b.forward(this.a.forward(x)), identity));
+    return addRelu(this.b.forward(this.a.forward(x)), identity);
   }
 
   toGraph(g: GraphBuilder, input: string): string {
@@ -91,7 +91,7 @@ class Bottleneck extends Module {
 
   forward(x: tfc.Tensor): tfc.Tensor {
     const identity = this.downsample ? this.downsample.forward(x) : x;
-    return tf.relu(tf.add(this.c.forward(this.b.forward(this.a.forward(x))), identity));
+    return addRelu(this.c.forward(this.b.forward(this.a.forward(x))), identity);
   }
 
   toGraph(g: GraphBuilder, input: string): string {

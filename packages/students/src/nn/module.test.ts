@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../backend.js';
-import { BatchNorm2d, ConvBN } from './module.js';
+import { addRelu, BatchNorm2d, ConvBN } from './module.js';
 
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
@@ -12,14 +12,21 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** BN train forward, dx, dγ, dβ on the active backend for L = Σ y ⊙ g. */
-function bnRun(x: Float32Array, g: Float32Array, shape: number[], gamma: Float32Array, beta: Float32Array) {
+function bnRun(
+  x: Float32Array,
+  g: Float32Array,
+  shape: number[],
+  gamma: Float32Array,
+  beta: Float32Array,
+  activation: 'linear' | 'relu' | 'relu6' = 'linear',
+) {
   const c = shape[shape.length - 1]!;
   const bn = new BatchNorm2d(c);
   bn.weight.assign(tf.tensor1d(gamma));
   bn.bias.assign(tf.tensor1d(beta));
   const xt = tf.tensor(x, shape);
   const gt = tf.tensor(g, shape);
-  const y = tf.tidy(() => bn.forward(xt));
+  const y = tf.tidy(() => bn.forwardAct(xt, activation));
   const yv = y.dataSync().slice();
   // the forward above updated the running stats once; the gradient pass below updates them again
   const rm = bn.runningMean.dataSync().slice();
@@ -28,7 +35,7 @@ function bnRun(x: Float32Array, g: Float32Array, shape: number[], gamma: Float32
     () => tf.sum(tf.mul(bn.forward(xt), gt)) as tf.Scalar,
     [bn.weight, bn.bias],
   );
-  const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(bn.forward(a), gt)))(xt);
+  const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(bn.forwardAct(a, activation), gt)))(xt);
   const out = {
     y: yv,
     rm,
@@ -73,17 +80,19 @@ describe('BatchNorm2d', () => {
     }
   });
 
-  it('the fused wasm kernels agree with the op-by-op version on cpu (forward and gradients)', async () => {
-    const wasm = bnRun(x, g, shape, gamma, beta);
-    await tf.setBackend('cpu');
-    const cpu = bnRun(x, g, shape, gamma, beta);
-    await tf.setBackend('wasm');
-    expect(maxAbs(wasm.y, cpu.y)).toBeLessThan(1e-5);
-    expect(maxAbs(wasm.dx, cpu.dx)).toBeLessThan(1e-5);
-    expect(maxAbs(wasm.dGamma, cpu.dGamma)).toBeLessThan(1e-4);
-    expect(maxAbs(wasm.dBeta, cpu.dBeta)).toBeLessThan(1e-4);
-    expect(maxAbs(wasm.rv, cpu.rv)).toBeLessThan(1e-5);
-  });
+  for (const activation of ['linear', 'relu', 'relu6'] as const) {
+    it(`the fused wasm kernels agree with the op-by-op version on cpu (${activation}; forward and gradients)`, async () => {
+      const wasm = bnRun(x, g, shape, gamma, beta, activation);
+      await tf.setBackend('cpu');
+      const cpu = bnRun(x, g, shape, gamma, beta, activation);
+      await tf.setBackend('wasm');
+      expect(maxAbs(wasm.y, cpu.y)).toBeLessThan(1e-5);
+      expect(maxAbs(wasm.dx, cpu.dx)).toBeLessThan(1e-5);
+      expect(maxAbs(wasm.dGamma, cpu.dGamma)).toBeLessThan(1e-4);
+      expect(maxAbs(wasm.dBeta, cpu.dBeta)).toBeLessThan(1e-4);
+      expect(maxAbs(wasm.rv, cpu.rv)).toBeLessThan(1e-5);
+    });
+  }
 
   it('eval mode uses the running statistics', () => {
     const bn = new BatchNorm2d(2);
@@ -136,4 +145,25 @@ describe('ConvBN', () => {
       m.dispose();
     });
   }
+});
+
+describe('addRelu', () => {
+  beforeAll(async () => {
+    await selectBackend({ backend: 'wasm', log: () => {} });
+  });
+
+  it('is relu(a + b) with the same gradients, keeping only its output', () => {
+    const a = tf.tensor1d([1, -2, 0.5, -0.25]);
+    const b = tf.tensor1d([-3, 1, 1, 0.5]);
+    const g = tf.tensor1d([1, 2, 3, 4]);
+    const [da, db] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(addRelu(p, q), g)))([a, b]);
+    const [ra, rb] = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.relu(tf.add(p, q)), g)))([
+      a,
+      b,
+    ]);
+    expect(Array.from(addRelu(a, b).dataSync())).toEqual([0, 0, 1.5, 0.25]);
+    expect(Array.from(da!.dataSync())).toEqual(Array.from(ra!.dataSync()));
+    expect(Array.from(db!.dataSync())).toEqual(Array.from(rb!.dataSync()));
+    tf.dispose([a, b, g, da!, db!, ra!, rb!]);
+  });
 });

@@ -315,9 +315,18 @@ export class BatchNorm2d extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
+    return this.forwardAct(x, 'linear');
+  }
+
+  /**
+   * activation(BN(x)). In train mode on wasm this is one fused kernel each way that keeps only x
+   * and the output for the backward pass (the output is the next layer's input anyway), which
+   * saves one activation-sized tensor per layer.
+   */
+  forwardAct(x: tf.Tensor, activation: Activation): tf.Tensor {
     if (!this.training) {
       const { scale, shift } = this.folded();
-      const y = tf.add(tf.mul(x, scale), shift);
+      const y = activate(tf.add(tf.mul(x, scale), shift), activation);
       tf.dispose([scale, shift]);
       return y;
     }
@@ -354,20 +363,29 @@ export class BatchNorm2d extends Module {
         ];
         const [y, mean, variance, invStd] = tf
           .engine()
-          .runKernel(BatchNormTrain, { x: xIn, gamma, beta }, { eps }) as tf.Tensor[];
+          .runKernel(BatchNormTrain, { x: xIn, gamma, beta }, { eps, activation }) as tf.Tensor[];
         updateRunning(mean as tf.Tensor, variance as tf.Tensor);
-        save([xIn, mean as tf.Tensor, invStd as tf.Tensor, gamma]);
+        tf.dispose(variance as tf.Tensor);
+        save([xIn, mean as tf.Tensor, invStd as tf.Tensor, gamma, y as tf.Tensor]);
         return {
           value: y as tf.Tensor,
           gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-            const [sx, sMean, sInvStd, sGamma] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-            return tf
-              .engine()
-              .runKernel(
-                BatchNormTrainGrad,
-                { dy, x: sx, mean: sMean, invStd: sInvStd, gamma: sGamma },
-                {},
-              ) as tf.Tensor[];
+            const [sx, sMean, sInvStd, sGamma, sy] = saved as [
+              tf.Tensor,
+              tf.Tensor,
+              tf.Tensor,
+              tf.Tensor,
+              tf.Tensor,
+            ];
+            const inputs = {
+              dy,
+              x: sx,
+              mean: sMean,
+              invStd: sInvStd,
+              gamma: sGamma,
+              ...(activation === 'linear' ? {} : { y: sy }),
+            };
+            return tf.engine().runKernel(BatchNormTrainGrad, inputs, { activation }) as tf.Tensor[];
           },
         };
       }) as unknown as Parameters<typeof tf.customGrad>[0]);
@@ -406,7 +424,7 @@ export class BatchNorm2d extends Module {
         },
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);
-    return bn(x, this.weight, this.bias);
+    return activate(bn(x, this.weight, this.bias), activation);
   }
 
   toGraph(g: GraphBuilder, input: string): string {
@@ -447,7 +465,7 @@ export class ConvBN extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    if (this.training) return activate(this.bn.forward(this.conv.forward(x)), this.activation);
+    if (this.training) return this.bn.forwardAct(this.conv.forward(x), this.activation);
     const { scale, shift } = this.bn.folded();
     const w = this.conv.depthwise
       ? tf.mul(this.conv.weight, tf.reshape(scale, [1, 1, -1, 1]))
@@ -472,6 +490,23 @@ export class ConvBN extends Module {
     return activationGraph(g, this.conv.convGraph(g, input, w, b), this.activation);
   }
 }
+
+/**
+ * relu(a + b), the end of a residual block, as one op whose backward needs only its output
+ * (dy masked by y > 0): the sum is not kept for the backward pass.
+ */
+export const addRelu = tf.customGrad(((...args: unknown[]) => {
+  const [a, b, save] = args as [tf.Tensor, tf.Tensor, (ts: tf.Tensor[]) => void];
+  const y = tf.tidy(() => tf.relu(tf.add(a, b)));
+  save([y]);
+  return {
+    value: y,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const g = tf.tidy(() => tf.mul(dy, tf.step(saved[0] as tf.Tensor)));
+      return [g, tf.clone(g)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
 /** nn.ReLU / nn.ReLU6. */
 export class Act extends Module {
