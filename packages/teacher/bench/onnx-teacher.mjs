@@ -17,7 +17,7 @@ const root = join(here, '..', '..', '..');
 const python = process.env.COMPRESS_PYTHON ?? '/usr/bin/python3';
 const BATCH = 32;
 const SIZE = 224;
-const ROUNDS = Number(process.env.COMPRESS_BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.COMPRESS_BENCH_ROUNDS ?? 3);
 const THREADS = [1, 2];
 
 const dir = mkdtempSync(join(tmpdir(), 'compress-teacher-bench-'));

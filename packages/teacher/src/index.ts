@@ -1,3 +1,4 @@
+export { createFashionMnistTeacher, fashionMnistTeacherPath } from './builtin.js';
 export {
   type CacheSummary,
   type CacheTeacherFeaturesOptions,
