@@ -137,9 +137,9 @@ for (const c of configs) {
 }
 
 console.log(
-  '\n| configuration | compress wasm (ms) | PyTorch 1 thr (ms) | ratio (PyTorch/ours) | PyTorch 2 thr (ms) | ratio | memory (ours / PyTorch) |',
+  '\n| configuration | compress wasm (ms) | PyTorch 1 thr (ms) | ratio (PyTorch/ours) | CPU-time ratio | PyTorch 2 thr (ms) | ratio | memory (ours / PyTorch) |',
 );
-console.log('|---|---:|---:|---:|---:|---:|---|');
+console.log('|---|---:|---:|---:|---:|---:|---:|---|');
 for (const t of table) {
   const r = (x) => (x === undefined ? 'missing' : `${(x / t.ours).toFixed(2)}×`);
   const f = (x) => (x === undefined ? 'missing' : x.toFixed(1));

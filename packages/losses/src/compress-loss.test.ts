@@ -360,6 +360,27 @@ describe.each(backends)('CompressLoss invariants on %s', (backend) => {
     );
   });
 
+  it.each(['momentum', 'one-queue'] as const)(
+    '%s: a training step leaves no tensor behind',
+    async (variant) => {
+      await setup();
+      const loss = make({ variant, teacherDim: 6, studentDim: 4, queueSize: 20, batchSize: 4 });
+      const t = normal(4, 6, 1);
+      const k = variant === 'momentum' ? normal(4, 4, 3) : undefined;
+      const s = tf.variable(normal(4, 4, 2));
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) {
+        const { value, grads } = tf.variableGrads(
+          () => loss.forward(t, s, k),
+          [s, ...loss.trainableVariables],
+        );
+        loss.update();
+        tf.dispose([value, grads]);
+      }
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+
   it('validates options with messages naming them', async () => {
     await setup();
     expect(() => make({ teacherDim: 0, studentDim: 3 })).toThrow(

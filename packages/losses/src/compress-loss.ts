@@ -526,17 +526,18 @@ function chooseEngine(choice: Resolved['engine']): LossEngine {
 
 function outOfMemory(o: Resolved, qDim: number, engine: LossEngine, cause: CompressError): CompressError {
   const B = o.batchSize;
+  const wasm = engine.name === 'wasm';
+  const bp = (B + 3) & ~3; // the wasm engine pads the batch to the SIMD width
   const dim = Math.max(o.teacherDim, o.studentDim);
-  const perRow = 4 * (o.teacherDim + qDim) + (engine.name === 'wasm' ? 4 * 3 * B : 0);
-  const need = o.queueSize * perRow + (engine.name === 'wasm' ? 8 * dim * B : 0);
+  // Bytes per queue row: the queues, and (wasm) three K×B workspace matrices.
+  const perRow = 4 * (o.teacherDim + qDim) + (wasm ? 12 * bp : 0);
+  const need = o.queueSize * perRow + (wasm ? 8 * dim * bp : 0);
   let fits = '';
-  if (engine instanceof WasmEngine || engine.name === 'wasm') {
-    const heap = WasmHeap.of(tf.backend());
-    if (heap !== null) {
-      const room = heap.heapMax - heap.heapSize + 0; // what the heap can still grow by
-      const k = Math.floor((Math.max(room, 0) * 0.9) / perRow);
-      fits = `; about K = ${k} would fit the room left (${formatBytes(room)})`;
-    }
+  const heap = wasm ? WasmHeap.of(tf.backend()) : null;
+  if (heap !== null) {
+    // What the heap can still grow by (free blocks inside it may add a little).
+    const room = Math.max(heap.heapMax - heap.heapSize, 0);
+    fits = `; about K = ${Math.floor((room * 0.9) / perRow)} would fit the room left (${formatBytes(room)})`;
   }
   return new CompressError(
     'OUT_OF_MEMORY',
