@@ -106,10 +106,21 @@ describe('createLoader', () => {
     const t = augment();
     const [b] = await collect(loader(cifar, { batchSize: 8, seed: 5, transform: t, workers: 0, epoch: 4 }));
     const index = b!.indices[3]!;
-    const s = loadSample(cifar, t, index, augmentationRng(5, 4, index));
-    const img = (s instanceof Promise ? await s : s).image;
-    const row = b!.images.subarray(3 * 768, 4 * 768);
-    expect(Array.from(row)).toEqual(Array.from(img.data as Uint8Array, (v) => Math.fround(v / 255)));
+    const row = Array.from(b!.images.subarray(3 * 768, 4 * 768));
+    const img = (await loadSample(cifar, t, index, augmentationRng(5, 4, index))).image;
+    expect(row).toEqual(Array.from(img.data as Uint8Array, (v) => Math.fround(v / 255)));
+    // The loader fuses the trailing flip into its copy; applying the transform by hand agrees.
+    const direct = t(cifar.get(index).image, augmentationRng(5, 4, index));
+    expect(row).toEqual(Array.from(direct.data as Uint8Array, (v) => Math.fround(v / 255)));
+    const flips = await Promise.all(
+      Array.from(b!.indices, async (i) => {
+        const r = augmentationRng(5, 4, i);
+        t.steps![0]!(cifar.get(i).image, r);
+        return r.next() < 0.5;
+      }),
+    );
+    expect(flips).toContain(true); // the batch exercised the mirrored copy
+    expect(flips).toContain(false);
   });
 
   it('resumes an epoch at startStep with the same batches', async () => {

@@ -5,8 +5,10 @@ import {
   type ImageBatch,
   type RawImage,
   Rng,
+  type Sample,
 } from '@compress/core';
 import { isResizing } from './datasets/common.js';
+import { flip } from './transforms/geometry.js';
 import type { Transform } from './transforms/transform.js';
 
 /** A batch from the loader: an {@link ImageBatch} with labels and where it sits in the run. */
@@ -42,34 +44,61 @@ export function epochAugmentationRoot(seed: number, epoch: number): Rng {
 
 type AnyImage = RawImage | FloatImage;
 
-/** Loads sample `index` and applies `transform`, fusing a leading crop+resize into the decoder when the dataset can. */
-export function loadSample(
+/** A loaded, transformed sample; `mirrored` asks the batch writer to flip it while copying. */
+interface Loaded {
+  image: AnyImage;
+  label: number;
+  index: number;
+  mirrored: boolean;
+}
+
+function isFlip(t: Transform | undefined): t is Transform & { spec: { kind: 'horizontalFlip'; p: number } } {
+  return t?.spec?.kind === 'horizontalFlip';
+}
+
+/**
+ * Loads sample `index` and applies `transform`, fusing a leading crop+resize into the decoder when
+ * the dataset can, and a trailing horizontal flip into the batch copy (same random draws, same
+ * result, one pass less over the pixels).
+ */
+function loadTransformed(
   dataset: Dataset,
   transform: Transform | null,
   index: number,
   rng: Rng,
-):
-  | { image: AnyImage; label: number; index: number }
-  | Promise<{ image: AnyImage; label: number; index: number }> {
+): Loaded | Promise<Loaded> {
   const steps = transform === null ? [] : (transform.steps ?? [transform]);
-  const apply = (image: AnyImage, from: number): AnyImage => {
-    let out = image;
-    for (let i = from; i < steps.length; i++) out = steps[i]!(out, rng);
-    return out;
+  const last = steps[steps.length - 1];
+  const flipP = isFlip(last) ? last.spec.p : null;
+  const end = flipP === null ? steps.length : steps.length - 1;
+  const finish = (s: Sample | { index: number; label: number; image: AnyImage }, from: number): Loaded => {
+    let image: AnyImage = s.image;
+    for (let i = from; i < end; i++) image = steps[i]!(image, rng);
+    const mirrored = flipP !== null && rng.next() < flipP;
+    return { index: s.index, label: s.label, image, mirrored };
   };
   const first = steps[0];
-  if (first?.plan && isResizing(dataset)) {
+  if (end > 0 && first?.plan && isResizing(dataset)) {
     const plan = first.plan;
-    return dataset
-      .getResized(index, (w, h) => plan(w, h, rng))
-      .then((s) => ({ index: s.index, label: s.label, image: apply(s.image, 1) }));
+    return dataset.getResized(index, (w, h) => plan(w, h, rng)).then((s) => finish(s, 1));
   }
   const sample = dataset.get(index);
-  if (sample instanceof Promise) {
-    return sample.then((s) => ({ index: s.index, label: s.label, image: apply(s.image, 0) }));
-  }
-  return { index: sample.index, label: sample.label, image: apply(sample.image, 0) };
+  return sample instanceof Promise ? sample.then((s) => finish(s, 0)) : finish(sample, 0);
 }
+
+/** Loads sample `index` and applies `transform` with `rng`, as the loader does (see {@link augmentationRng}). */
+export async function loadSample(
+  dataset: Dataset,
+  transform: Transform | null,
+  index: number,
+  rng: Rng,
+): Promise<{ image: AnyImage; label: number; index: number }> {
+  const s = await loadTransformed(dataset, transform, index, rng);
+  return { index: s.index, label: s.label, image: s.mirrored ? flip(s.image) : s.image };
+}
+
+// 8-bit value → float, exactly v / 255 (as torchvision's ToTensor), by table.
+const toUnit = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
 /**
  * Loads, augments and batches `indices` into NHWC floats (8-bit values ÷ 255, float values as they
@@ -90,7 +119,7 @@ export async function loadBatch(
   let images: Float32Array | null = null;
   let shape: [number, number, number] | null = null;
   let shapeFrom = -1;
-  const put = (pos: number, s: { image: AnyImage; label: number; index: number }): void => {
+  const put = (pos: number, s: Loaded): void => {
     const index = indices[pos]!;
     if (s.index !== index) {
       throw new CompressError(
@@ -122,11 +151,23 @@ export async function loadBatch(
     }
     const out = images!;
     const o = pos * per;
-    if (image.data instanceof Float32Array) {
+    if (s.mirrored) {
+      const rowLen = w * c;
+      for (let y = 0; y < h; y++) {
+        const row = y * rowLen;
+        for (let x = 0; x < w; x++) {
+          const from = row + x * c;
+          const to = o + row + (w - 1 - x) * c;
+          if (image.data instanceof Float32Array)
+            for (let ch = 0; ch < c; ch++) out[to + ch] = image.data[from + ch]!;
+          else for (let ch = 0; ch < c; ch++) out[to + ch] = toUnit[image.data[from + ch]!]!;
+        }
+      }
+    } else if (image.data instanceof Float32Array) {
       out.set(image.data, o);
     } else {
       const src = image.data;
-      for (let i = 0; i < per; i++) out[o + i] = src[i]! / 255;
+      for (let i = 0; i < per; i++) out[o + i] = toUnit[src[i]!]!;
     }
     labels[pos] = s.label;
   };
@@ -135,7 +176,7 @@ export async function loadBatch(
   const run = async (): Promise<void> => {
     for (let pos = next++; pos < b; pos = next++) {
       const index = indices[pos]!;
-      const s = loadSample(dataset, transform, index, root.fork(index));
+      const s = loadTransformed(dataset, transform, index, root.fork(index));
       put(pos, s instanceof Promise ? await s : s);
     }
   };
