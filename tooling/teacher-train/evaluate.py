@@ -102,6 +102,21 @@ def embed(net: torch.nn.Module, images_u8: torch.Tensor, batch: int = 1000) -> n
     return torch.cat(out).numpy()
 
 
+@torch.no_grad()
+def embed_pools(wrapper: torch.nn.Module, images_u8: torch.Tensor, pools: list[str], batch: int = 1000) -> dict[str, np.ndarray]:
+    """Features of every pool in `pools` from one pass of the trunk (see model.ExportWrapper)."""
+    from model import ExportWrapper
+
+    wrappers = {p: ExportWrapper(wrapper.net, p).eval() for p in pools}
+    wrapper.eval()
+    out: dict[str, list[torch.Tensor]] = {p: [] for p in pools}
+    for s in range(0, images_u8.shape[0], batch):
+        x = images_u8[s : s + batch].float().div_(255).unsqueeze(-1)  # b×28×28×1
+        for p, w in wrappers.items():
+            out[p].append(w(x))
+    return {p: torch.cat(v).numpy() for p, v in out.items()}
+
+
 def evaluate_features(train: np.ndarray, ytrain: np.ndarray, test: np.ndarray, ytest: np.ndarray, linear: bool = True) -> dict[str, float]:
     t0 = time.time()
     res = knn(train, ytrain, test, ytest)
@@ -119,7 +134,7 @@ def main() -> None:
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--no-linear", action="store_true", help="skip the (slower) linear probe")
     ap.add_argument("--knn-only", action="store_true", help="k-NN only")
-    ap.add_argument("--pool", default="avg", help="embedding of the teacher: avg (global average) or grid2 (2×2 quadrants)")
+    ap.add_argument("--pool", default="avg", help="embedding of the teacher: avg (global average), grid2 (2×2 quadrants), or both: avg,grid2")
     ap.add_argument("--holdout", action="store_true", help="fit on train images 0…49999, measure on 50000…59999 (never the test split): for choosing settings")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -129,20 +144,25 @@ def main() -> None:
     if args.holdout:
         xtr, ytr, xte, yte = xtr[:50000], ytr[:50000], xtr[50000:], ytr[50000:]
     if args.raw_pixels:
-        ftr = xtr.reshape(len(xtr), -1).float().div(255).numpy()
-        fte = xte.reshape(len(xte), -1).float().div(255).numpy()
+        features = {"raw pixels": (xtr.reshape(len(xtr), -1).float().div(255).numpy(), xte.reshape(len(xte), -1).float().div(255).numpy())}
     else:
         from train import load_teacher
 
-        net = load_teacher(args.checkpoint, args.pool)
-        ftr, fte = embed(net, xtr), embed(net, xte)
-    if args.knn_only:
-        res = knn(ftr, ytr.numpy(), fte, yte.numpy())
-    else:
-        res = evaluate_features(ftr, ytr.numpy(), fte, yte.numpy(), linear=not args.no_linear)
-    res["split"] = "train[:50000] → train[50000:]" if args.holdout else "train → test"
-    res["dim"] = int(ftr.shape[1])
-    print(json.dumps(res, indent=2))
+        wrapper = load_teacher(args.checkpoint)
+        pools = args.pool.split(",")
+        ftr, fte = embed_pools(wrapper, xtr, pools), embed_pools(wrapper, xte, pools)
+        features = {p: (ftr[p], fte[p]) for p in pools}
+    results = {}
+    for name, (a, b) in features.items():
+        if args.knn_only:
+            res = knn(a, ytr.numpy(), b, yte.numpy())
+        else:
+            res = evaluate_features(a, ytr.numpy(), b, yte.numpy(), linear=not args.no_linear)
+        res["split"] = "train[:50000] → train[50000:]" if args.holdout else "train → test"
+        res["dim"] = int(a.shape[1])
+        results[name] = res
+        print(json.dumps({name: res}), flush=True)
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
