@@ -207,6 +207,19 @@ describe('createLoader on an ImageFolder of JPEGs', () => {
   });
 });
 
+describe('createLoader worker failures', () => {
+  it('passes on a worker that cannot reopen the dataset', async () => {
+    const root = join(dir, 'vanishing');
+    mkdirSync(root);
+    writeFileSync(join(root, 'test_batch.bin'), new Uint8Array(3073 * 2));
+    const ds = await cifar10({ split: 'test', root });
+    rmSync(root, { recursive: true });
+    const err = await collect(loader(ds, { batchSize: 2, workers: 1 })).catch((e) => e);
+    expect(err.code).toBe('NOT_FOUND');
+    expect(err.message).toContain(`cifar10: cannot find test_batch.bin in ${root}`);
+  });
+});
+
 describe('createLoader with datasets and transforms of your own', () => {
   const modulePath = join(dir, 'mine.mjs');
   beforeAll(() => {

@@ -20,6 +20,7 @@ const ready = (async () => {
   const transform = data.transform === null ? null : await buildTransform(data.transform);
   return { dataset, transform };
 })();
+ready.catch(() => {}); // reported with each request below
 
 function serialiseError(error: unknown): WorkerReply & { type: 'error' } {
   const e = error as Partial<CompressError> & Error;
