@@ -24,10 +24,12 @@ export interface KMeansOptions {
    */
   seed?: number | string;
   /**
-   * Initial centroids: `kmeans++` (Arthur & Vassilvitskii 2007: each next centroid drawn with
-   * probability ∝ squared distance to the nearest chosen one; one pass over the data per centroid)
-   * or `random` (k distinct points, as faiss does).
-   * @default 'kmeans++' — better and more stable optima than random starts for little extra work
+   * Initial centroids: `kmeans++` (Arthur & Vassilvitskii 2007, greedy as in scikit-learn: each next
+   * centroid is the best of 2 + ⌊ln k⌋ candidates drawn with probability ∝ squared distance to the
+   * nearest chosen one; that many passes over the data per centroid) or `random` (k distinct points,
+   * as faiss does).
+   * @default 'kmeans++' — far fewer bad local optima than random starts, for about one extra
+   * iteration's work per ⌈(2 + ln k)/2⌉ centroids… cheap beside the iterations for moderate k
    */
   init?: KMeansInit;
   /**
@@ -310,7 +312,11 @@ class Points {
   private readonly sums: number[];
   private readonly counts: number[];
   private readonly outs: number[];
-  readonly mind: number;
+  /** k-means++ potentials: min distance² to the chosen centroids, and one buffer per candidate. */
+  private readonly seedBufs: number[] = [];
+  private readonly seedRows: number;
+  private readonly seedCands: number;
+  private readonly trials: number;
   /** The matrix whose rows are resident (the whole of it), if any. */
   resident: FeatureMatrix | null = null;
   private prevOf: FeatureMatrix | null = null;
@@ -321,10 +327,19 @@ class Points {
     this.threads = o.threads;
     this.blockRows = Math.max(4, Math.min(maxRows, Math.floor(o.blockBytes / (4 * d))));
     this.parts = this.threads === 1 ? 1 : this.threads * 2;
+    this.trials = 2 + Math.floor(Math.log(k));
+    this.seedRows = o.init === 'kmeans++' ? maxRows : 0;
     const kp = Math.ceil(k / 8) * 8;
     const perPart = k * d * 8 + k * 4 + 16 + 3 * 64;
     const bytes =
-      this.blockRows * d * 4 + kp * d * 4 * 2 + kp * 4 + maxRows * 4 * 5 + this.parts * perPart + 1024;
+      this.blockRows * d * 4 +
+      kp * d * 4 * 2 +
+      kp * 4 +
+      maxRows * 4 * 4 +
+      (this.trials + 1) * (this.seedRows * 4 + 64) +
+      this.trials * d * 4 +
+      this.parts * perPart +
+      1024;
     this.ws = new Workspace(bytes, this.threads);
     const ws = this.ws;
     this.xptr = ws.alloc(this.blockRows * d * 4);
@@ -335,7 +350,8 @@ class Points {
     this.assignPtr = ws.alloc(maxRows * 4);
     this.prev = ws.alloc(maxRows * 4);
     this.dist = ws.alloc(maxRows * 4);
-    this.mind = ws.alloc(maxRows * 4);
+    for (let t = 0; t <= this.trials; t++) this.seedBufs.push(ws.alloc(this.seedRows * 4));
+    this.seedCands = ws.alloc(this.trials * d * 4);
     this.sums = [];
     this.counts = [];
     this.outs = [];
@@ -376,30 +392,74 @@ class Points {
     return this.xptr;
   }
 
-  /** Writes one centroid row (for seeding). */
-  setCentroidRow(c: number, row: Float32Array): void {
-    this.ws.f32(this.craw + c * this.d * 4, this.d).set(row);
+  /**
+   * Greedy k-means++ on the resident rows (n of them): centroid 0 is row `first`; each next one is
+   * the best (lowest potential Σ min D²) of `trials` rows drawn with probability ∝ D². One engine
+   * round trip per centroid, every candidate evaluated in it.
+   */
+  async seed(train: FeatureMatrix, k: number, first: number, rng: Rng): Promise<Float32Array> {
+    const { ws, d } = this;
+    const n = train.rows;
+    const c = new Float32Array(k * d);
+    const ranges = splitRange(n, this.parts);
+    let mind = this.seedBufs[0]!;
+    let free = this.seedBufs.slice(1);
+    ws.f32(mind, n).fill(Number.POSITIVE_INFINITY);
+    const evaluate = async (rows: number[], outs: number[]) => {
+      const cands = rows.map((row, t) => {
+        ws.f32(this.seedCands + t * d * 4, d).set(train.data.subarray(row * d, row * d + d));
+        return this.seedCands + t * d * 4;
+      });
+      const res = await ws.run(
+        ranges.map(([a, b]): Call[] =>
+          cands.map((cp, t): Call => ['min_sqdist', this.xptr, a, b, d, cp, mind, outs[t]!]),
+        ),
+        n * d * rows.length,
+      );
+      // res[range][trial] → per trial: potential and per-range sums
+      return rows.map((_, t) => res.map((r) => r[t]!));
+    };
+    let chosen = first;
+    let partSums = (await evaluate([first], [mind]))[0]!;
+    c.set(train.data.subarray(first * d, first * d + d), 0);
+    for (let i = 1; i < k; i++) {
+      const total = partSums.reduce((a, b) => a + b, 0);
+      const rows: number[] = [];
+      for (let t = 0; t < this.trials; t++)
+        rows.push(total > 0 ? this.draw(ranges, partSums, mind, rng.next() * total) : -1);
+      for (let t = 0; t < rows.length; t++) if (rows[t]! < 0) rows[t] = rng.int(n); // fewer distinct points than k
+      const outs = free.slice(0, rows.length);
+      const sums = await evaluate(rows, outs);
+      let best = 0;
+      let bestPot = Number.POSITIVE_INFINITY;
+      for (let t = 0; t < rows.length; t++) {
+        const pot = sums[t]!.reduce((a, b) => a + b, 0);
+        if (pot < bestPot) {
+          bestPot = pot;
+          best = t;
+        }
+      }
+      chosen = rows[best]!;
+      c.set(train.data.subarray(chosen * d, chosen * d + d), i * d);
+      // The winner's potentials become the current ones; the old buffer is free again.
+      const next = outs[best]!;
+      free = [...free.filter((b) => b !== next), mind];
+      mind = next;
+      partSums = sums[best]!;
+    }
+    return c;
   }
 
-  /** Runs an update of the k-means++ distances against centroid c; returns the partial sums per range. */
-  async seedDistances(
-    rows: number,
-    c: number,
-    first: boolean,
-  ): Promise<{ ranges: [number, number][]; sums: number[] }> {
-    if (first) this.ws.f32(this.mind, rows).fill(Number.POSITIVE_INFINITY);
-    const ranges = splitRange(rows, this.parts);
-    const res = await this.ws.run(
-      ranges.map(([a, b]): Call[] => [
-        ['min_sqdist_update', this.xptr, a, b, this.d, this.craw + c * this.d * 4, this.mind],
-      ]),
-      rows * this.d,
-    );
-    return { ranges, sums: res.map((r) => r[0]!) };
-  }
-
-  findCumulative(r0: number, r1: number, target: number): number {
-    return this.ws.kernels.cumsum_find(this.mind, r0, r1, target);
+  /** The row where the running sum of potentials passes `target` (range by range). */
+  private draw(ranges: [number, number][], sums: number[], mind: number, target: number): number {
+    for (let p = 0; p < ranges.length; p++) {
+      if (target < sums[p]! || p === ranges.length - 1) {
+        const row = this.ws.kernels.cumsum_find(mind, ranges[p]![0], ranges[p]![1], target);
+        if (row >= 0) return row;
+      }
+      target -= sums[p]!;
+    }
+    return -1;
   }
 
   /**
@@ -531,33 +591,9 @@ async function initialCentroids(
     for (let i = 0; i < k; i++) c.set(data.subarray(pick[i]! * d, pick[i]! * d + d), i * d);
     return c;
   }
-  // k-means++: first centroid uniform, then each next one with probability ∝ D(x)².
+  // Greedy k-means++: first centroid uniform, then the best of a few D²-weighted draws.
   points.requireResident(train);
-  let chosen = rng.int(n);
-  for (let i = 0; i < k; i++) {
-    const row = data.subarray(chosen * d, chosen * d + d);
-    c.set(row, i * d);
-    if (i === k - 1) break;
-    points.setCentroidRow(i, row);
-    const { ranges, sums } = await points.seedDistances(n, i, i === 0);
-    const total = sums.reduce((a, b) => a + b, 0);
-    if (!(total > 0)) {
-      // Every point coincides with a chosen centroid: fewer distinct points than k.
-      chosen = rng.int(n);
-      continue;
-    }
-    let target = rng.next() * total;
-    chosen = -1;
-    for (let p = 0; p < ranges.length; p++) {
-      if (target < sums[p]! || p === ranges.length - 1) {
-        chosen = points.findCumulative(ranges[p]![0], ranges[p]![1], target);
-        if (chosen >= 0) break;
-      }
-      target -= sums[p]!;
-    }
-    if (chosen < 0) chosen = rng.int(n);
-  }
-  return c;
+  return points.seed(train, k, rng.int(n), rng);
 }
 
 /**

@@ -76,14 +76,15 @@ export function linearSumAssignment(
       c[transpose ? j * nc + i : i * nc + j] = maximize ? -v : v;
     }
   }
-  const col4row = solve(c, nr, nc);
-  if (col4row === null) {
+  const solved = solveAssignment(c, nr, nc);
+  if (solved === null) {
     throw new CompressError(
       'INVALID_ARGUMENT',
       `${fn}: the cost matrix is infeasible: every assignment uses a forbidden (${maximize ? '−∞' : '+∞'}) pair`,
       { input: 'cost' },
     );
   }
+  const { col4row } = solved;
   const rowIndices = new Int32Array(nr);
   const colIndices = new Int32Array(nr);
   if (!transpose) {
@@ -105,9 +106,14 @@ export function linearSumAssignment(
 /**
  * Minimum-cost assignment of every row of an nr × nc matrix (nr ≤ nc): for each row in turn, a
  * Dijkstra search over reduced costs c[i][j] − u[i] − v[j] for the shortest augmenting path to a free
- * column, then the dual update and the augmentation. Returns col4row, or null when infeasible.
+ * column, then the dual update and the augmentation. Returns col4row with the LP duals u (rows) and
+ * v (columns) — u[i] + v[j] ≤ c[i][j], with equality on the assignment — or null when infeasible.
  */
-function solve(c: Float64Array, nr: number, nc: number): Int32Array | null {
+export function solveAssignment(
+  c: Float64Array,
+  nr: number,
+  nc: number,
+): { col4row: Int32Array; u: Float64Array; v: Float64Array } | null {
   const u = new Float64Array(nr);
   const v = new Float64Array(nc);
   const shortest = new Float64Array(nc);
@@ -178,5 +184,5 @@ function solve(c: Float64Array, nr: number, nc: number): Int32Array | null {
       j = prev;
     }
   }
-  return col4row;
+  return { col4row, u, v };
 }

@@ -232,14 +232,17 @@ void kmeans_accumulate(const float *X, int r0, int r1, int d, const float *C, co
   out[1] += (double)changed;
 }
 
-// k-means++ seeding: mind[r] = min(mind[r], ‖x_r − c‖²) for rows r0…r1; returns Σ mind over them.
-EXPORT(min_sqdist_update)
-double min_sqdist_update(const float *X, int r0, int r1, int d, const float *c, float *mind) {
+// k-means++ seeding: out[r] = min(mind[r], ‖x_r − c‖²) for rows r0…r1 (out may be mind); returns
+// Σ out over them (the potential if c were added).
+EXPORT(min_sqdist)
+double min_sqdist(const float *X, int r0, int r1, int d, const float *c, const float *mind, float *out) {
   double total = 0;
   for (int r = r0; r < r1; r++) {
     float e = (float)sqdist(X + (size_t)r * d, c, d);
-    if (e < mind[r]) mind[r] = e;
-    total += (double)mind[r];
+    float m = mind[r];
+    float v = e < m ? e : m;
+    out[r] = v;
+    total += (double)v;
   }
   return total;
 }

@@ -56,7 +56,7 @@ export interface Kernels {
     dist: number,
     out: number,
   ): void;
-  min_sqdist_update(x: number, r0: number, r1: number, d: number, c: number, mind: number): number;
+  min_sqdist(x: number, r0: number, r1: number, d: number, c: number, mind: number, out: number): number;
   cumsum_find(w: number, r0: number, r1: number, target: number): number;
 }
 
