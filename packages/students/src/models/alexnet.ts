@@ -38,6 +38,8 @@ export interface AlexNetConfig {
   channels: number;
   /** `imagenet`: the CompRess AlexNet (11×11/4 stem, 4096-d); `small`: 3×3 convs for 28–32 px, 1024-d. */
   variant: 'imagenet' | 'small';
+  /** Channel and hidden-width multiplier (≥ 8 channels per layer). @default 1 */
+  width?: number;
   inputSize: number;
 }
 
@@ -50,20 +52,22 @@ export interface AlexNetConfig {
 export function alexnet(config: AlexNetConfig, rng: Rng | null): Module {
   const big = config.variant === 'imagenet';
   const c = config.channels;
+  const width = config.width ?? 1;
+  const w = (n: number) => Math.max(8, Math.round(n * width));
   const conv = (cin: number, cout: number, k: number, stride: number, padding: number) =>
     new Conv2d(cin, cout, { kernel: k, stride, padding, bias: true }, rng);
   const features = new Sequential([
-    big ? conv(c, 64, 11, 4, 2) : conv(c, 64, 3, 1, 1),
+    big ? conv(c, w(64), 11, 4, 2) : conv(c, w(64), 3, 1, 1),
     new Act('relu'),
     new MaxPool2d(3, 2),
-    big ? conv(64, 192, 5, 1, 2) : conv(64, 192, 3, 1, 1),
+    big ? conv(w(64), w(192), 5, 1, 2) : conv(w(64), w(192), 3, 1, 1),
     new Act('relu'),
     new MaxPool2d(3, 2),
-    conv(192, 384, 3, 1, 1),
+    conv(w(192), w(384), 3, 1, 1),
     new Act('relu'),
-    conv(384, 256, 3, 1, 1),
+    conv(w(384), w(256), 3, 1, 1),
     new Act('relu'),
-    conv(256, 256, 3, 1, 1),
+    conv(w(256), w(256), 3, 1, 1),
     new Act('relu'),
     new MaxPool2d(3, 2),
   ]);
@@ -79,7 +83,7 @@ export function alexnet(config: AlexNetConfig, rng: Rng | null): Module {
       { input: 'inputSize' },
     );
   }
-  const hidden = big ? 4096 : 1024;
+  const hidden = Math.max(8, Math.round((big ? 4096 : 1024) * width));
   return new Chain([
     ['features', features],
     ['avgpool', new AdaptiveAvgPool(side / pooled)],
@@ -88,7 +92,7 @@ export function alexnet(config: AlexNetConfig, rng: Rng | null): Module {
       '',
       new ReluHead(
         new Sequential([
-          new Linear(256 * pooled * pooled, hidden, rng),
+          new Linear(w(256) * pooled * pooled, hidden, rng),
           new Act('relu'),
           new Linear(hidden, hidden, rng),
         ]),

@@ -61,9 +61,11 @@ export interface MobileNetV2Config {
   channels: number;
   /** `imagenet`: torchvision's; `small`: stride-1 stem and second stage for 28–32 px inputs (the usual CIFAR variant). */
   variant: 'imagenet' | 'small';
+  /** torchvision's width_mult: every stage's channels ×width (multiples of 8). @default 1 */
+  width?: number;
 }
 
-/** MobileNetV2 (width 1.0) as torchvision builds it, the classifier removed: 1280-d features. */
+/** MobileNetV2 (torchvision's width_mult) as torchvision builds it, the classifier removed: 1280-d features. */
 export function mobilenetV2(config: MobileNetV2Config, rng: Rng | null): Module {
   const small = config.variant === 'small';
   // t, c, n, s
@@ -76,8 +78,9 @@ export function mobilenetV2(config: MobileNetV2Config, rng: Rng | null): Module 
     [6, 160, 3, 2],
     [6, 320, 1, 1],
   ];
-  let cin = makeDivisible(32);
-  const last = makeDivisible(1280);
+  const width = config.width ?? 1;
+  let cin = makeDivisible(32 * width);
+  const last = makeDivisible(1280 * Math.max(1, width));
   const features: Module[] = [
     new ConvBN(
       config.channels,
@@ -88,7 +91,7 @@ export function mobilenetV2(config: MobileNetV2Config, rng: Rng | null): Module 
     ),
   ];
   for (const [t, c, n, s] of settings) {
-    const cout = makeDivisible(c);
+    const cout = makeDivisible(c * width);
     for (let i = 0; i < n; i++) {
       features.push(new InvertedResidual(cin, cout, i === 0 ? s : 1, t, rng));
       cin = cout;

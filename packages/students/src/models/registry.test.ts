@@ -119,6 +119,26 @@ describe('student registry', () => {
     s.dispose();
   });
 
+  it('scales channels by a width multiplier, with the feature dim it reports', () => {
+    // torchvision.models.mobilenet_v2(width_mult=0.5).features: 687 680 parameters.
+    const m = createStudent('mobilenetv2', { width: 0.5, inputSize: 64 }, { initialize: false });
+    expect(m.trainableVariables().reduce((a, v) => a + v.size, 0)).toBe(687_680);
+    m.dispose();
+    for (const name of ['alexnet-small', 'resnet18-small', 'mobilenetv2-small'] as const) {
+      for (const width of [0.25, 0.5]) {
+        const s = createStudent(name, { width }, { initialize: false });
+        const y = tf.tidy(() => s.features(tf.zeros([2, 28, 28, 1]) as tf.Tensor4D));
+        expect(y.shape).toEqual([2, s.spec.featureDim]);
+        y.dispose();
+        s.dispose();
+      }
+    }
+    expect(createStudent('alexnet-small', { width: 0.25 }, { initialize: false }).spec.featureDim).toBe(256);
+    expect(() => createStudent('alexnet-small', { width: 0 })).toThrow(
+      'student option width must be in (0, 4], found 0',
+    );
+  });
+
   it('refuses unknown names and bad options, listing what it expects', () => {
     expect(() => createStudent('vgg16')).toThrow(
       "unknown student 'vgg16'; expected one of alexnet, resnet18, resnet50, mobilenetv2, alexnet-small, resnet18-small, mobilenetv2-small",

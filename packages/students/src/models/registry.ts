@@ -65,6 +65,27 @@ export const studentRegistry: readonly StudentEntry[] = [
   },
 ];
 
+/** Feature dim of a registry entry at a width multiplier (mirrors the builders' rounding). */
+function scaledFeatureDim(entry: StudentEntry, width: number): number {
+  if (width === 1) return entry.defaults.featureDim;
+  switch (entry.name) {
+    case 'alexnet':
+    case 'alexnet-small':
+      return Math.max(8, Math.round(entry.defaults.featureDim * width));
+    case 'resnet18':
+    case 'resnet18-small':
+    case 'resnet50':
+      return (entry.defaults.featureDim / 64) * Math.max(4, Math.round(64 * width));
+    case 'mobilenetv2':
+    case 'mobilenetv2-small': {
+      const v = 1280 * Math.max(1, width);
+      let out = Math.max(8, Math.floor((v + 4) / 8) * 8);
+      if (out < 0.9 * v) out += 8;
+      return out;
+    }
+  }
+}
+
 /** Looks a student up by name; the error lists every known name. */
 export function studentEntry(name: string): StudentEntry {
   const entry = studentRegistry.find((e) => e.name === name);
@@ -91,7 +112,17 @@ export function createStudent(
     channels: options.channels ?? entry.defaults.channels,
     inputSize: options.inputSize ?? entry.defaults.inputSize,
     head: options.head ?? 0,
+    width: options.width ?? 1,
   };
+  if (!(resolved.width > 0 && resolved.width <= 4)) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `student option width must be in (0, 4], found ${resolved.width}`,
+      {
+        input: 'width',
+      },
+    );
+  }
   for (const key of ['channels', 'inputSize'] as const) {
     if (!Number.isInteger(resolved[key]) || resolved[key] < 1) {
       throw new CompressError(
@@ -113,22 +144,55 @@ export function createStudent(
   const body = (() => {
     switch (entry.name) {
       case 'alexnet':
-        return alexnet({ channels: c, variant: 'imagenet', inputSize: resolved.inputSize }, rng);
+        return alexnet(
+          { channels: c, variant: 'imagenet', inputSize: resolved.inputSize, width: resolved.width },
+          rng,
+        );
       case 'alexnet-small':
-        return alexnet({ channels: c, variant: 'small', inputSize: resolved.inputSize }, rng);
+        return alexnet(
+          { channels: c, variant: 'small', inputSize: resolved.inputSize, width: resolved.width },
+          rng,
+        );
       case 'resnet18':
-        return resnet({ block: 'basic', layers: [2, 2, 2, 2], channels: c, stem: 'imagenet', head: 0 }, rng);
+        return resnet(
+          {
+            block: 'basic',
+            layers: [2, 2, 2, 2],
+            channels: c,
+            stem: 'imagenet',
+            head: 0,
+            width: resolved.width,
+          },
+          rng,
+        );
       case 'resnet18-small':
-        return resnet({ block: 'basic', layers: [2, 2, 2, 2], channels: c, stem: 'cifar', head: 0 }, rng);
+        return resnet(
+          {
+            block: 'basic',
+            layers: [2, 2, 2, 2],
+            channels: c,
+            stem: 'cifar',
+            head: 0,
+            width: resolved.width,
+          },
+          rng,
+        );
       case 'resnet50':
         return resnet(
-          { block: 'bottleneck', layers: [3, 4, 6, 3], channels: c, stem: 'imagenet', head: resolved.head },
+          {
+            block: 'bottleneck',
+            layers: [3, 4, 6, 3],
+            channels: c,
+            stem: 'imagenet',
+            head: resolved.head,
+            width: resolved.width,
+          },
           rng,
         );
       case 'mobilenetv2':
-        return mobilenetV2({ channels: c, variant: 'imagenet' }, rng);
+        return mobilenetV2({ channels: c, variant: 'imagenet', width: resolved.width }, rng);
       case 'mobilenetv2-small':
-        return mobilenetV2({ channels: c, variant: 'small' }, rng);
+        return mobilenetV2({ channels: c, variant: 'small', width: resolved.width }, rng);
     }
   })();
   const norm =
@@ -139,7 +203,7 @@ export function createStudent(
         : { mean: new Array(c).fill(0.5), std: new Array(c).fill(0.5) };
   const spec: StudentSpec = {
     name: entry.name,
-    featureDim: resolved.head > 0 ? resolved.head : entry.defaults.featureDim,
+    featureDim: resolved.head > 0 ? resolved.head : scaledFeatureDim(entry, resolved.width),
     inputSize: resolved.inputSize,
     channels: c,
     mean: norm.mean,

@@ -109,6 +109,8 @@ export interface ResNetConfig {
   stem: 'imagenet' | 'cifar';
   /** Linear head after pooling (0: none). */
   head: number;
+  /** Width multiplier of every stage (64·width base channels). @default 1 */
+  width?: number;
 }
 
 /** ResNet-18/50 as torchvision builds them, the classifier removed; features = pooled (or head). */
@@ -116,10 +118,11 @@ export function resnet(config: ResNetConfig, rng: Rng | null): Module {
   const Block = config.block === 'basic' ? BasicBlock : Bottleneck;
   const expansion = Block.expansion;
   const parts: Named<Module>[] = [];
+  const base = Math.max(4, Math.round(64 * (config.width ?? 1)));
   if (config.stem === 'imagenet') {
     parts.push([
       '',
-      new ConvBN(config.channels, 64, { kernel: 7, stride: 2, padding: 3, init: convInit }, 'relu', rng, [
+      new ConvBN(config.channels, base, { kernel: 7, stride: 2, padding: 3, init: convInit }, 'relu', rng, [
         'conv1',
         'bn1',
       ]),
@@ -128,15 +131,15 @@ export function resnet(config: ResNetConfig, rng: Rng | null): Module {
   } else {
     parts.push([
       '',
-      new ConvBN(config.channels, 64, { kernel: 3, stride: 1, padding: 1, init: convInit }, 'relu', rng, [
+      new ConvBN(config.channels, base, { kernel: 3, stride: 1, padding: 1, init: convInit }, 'relu', rng, [
         'conv1',
         'bn1',
       ]),
     ]);
   }
-  let cin = 64;
+  let cin = base;
   config.layers.forEach((n, i) => {
-    const planes = 64 * 2 ** i;
+    const planes = base * 2 ** i;
     const blocks: Module[] = [];
     for (let j = 0; j < n; j++) {
       blocks.push(new Block(cin, planes, j === 0 && i > 0 ? 2 : 1, rng));
