@@ -315,6 +315,26 @@ describe('createLoader options', () => {
     );
   });
 
+  it('visits only the given indices, each once per epoch, keeping dataset indices', async () => {
+    const subset = [44, 3, 17, 8, 30, 21, 0];
+    const seen = await collect(loader(cifar, { batchSize: 3, indices: subset, workers: 0 }));
+    expect(seen.length).toBe(3);
+    expect(seen.flatMap((b) => Array.from(b.indices)).sort((a, b) => a - b)).toEqual(
+      [...subset].sort((a, b) => a - b),
+    );
+    const threaded = await collect(
+      loader(cifar, { batchSize: 3, indices: subset, workers: 1, transform: augment() }),
+    );
+    sameBatches(
+      threaded,
+      await collect(loader(cifar, { batchSize: 3, indices: subset, workers: 0, transform: augment() })),
+    );
+    expect(() => createLoader(cifar, { indices: [3, 45] })).toThrow(
+      'createLoader: indices[1] = 45 is outside dataset cifar10/test (0…44)',
+    );
+    expect(() => createLoader(cifar, { indices: [] })).toThrow('createLoader: indices is empty');
+  });
+
   it('defaults to the paper’s batch size and worker threads when the dataset allows', () => {
     const l = createLoader(cifar);
     expect(l.options.batchSize).toBe(256);

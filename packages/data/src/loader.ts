@@ -47,10 +47,17 @@ export interface LoaderOptions {
   epoch?: number;
   /** First step of that epoch (to resume a run). @default 0 */
   startStep?: number;
+  /**
+   * Visit only these dataset indices (a training subset); every epoch is a permutation of them.
+   * Batches keep the dataset's own indices, so feature caches still line up.
+   * @default null — the whole dataset
+   */
+  indices?: ArrayLike<number> | null;
 }
 
-export type ResolvedLoaderOptions = Required<Omit<LoaderOptions, 'transform'>> & {
+export type ResolvedLoaderOptions = Required<Omit<LoaderOptions, 'transform' | 'indices'>> & {
   transform: Transform | TransformSpec | null;
+  indices: Int32Array | null;
 };
 
 export const defaultLoaderOptions = {
@@ -63,6 +70,7 @@ export const defaultLoaderOptions = {
   concurrency: 2,
   epoch: 0,
   startStep: 0,
+  indices: null,
 } as const;
 
 /** Default worker count: every core but one, at most 4, at least 1. */
@@ -113,7 +121,20 @@ export class Loader implements AsyncIterable<LoaderBatch> {
     const spec = (dataset as { spec?: DatasetSpec }).spec;
     const canUseWorkers = spec !== undefined && (transform === null || transformSpec !== null);
     const workers = given.workers ?? (canUseWorkers ? defaultWorkers() : 0);
-    const o: ResolvedLoaderOptions = { ...defaultLoaderOptions, ...given, workers, transform };
+    const indices = given.indices == null ? null : Int32Array.from(given.indices);
+    const o: ResolvedLoaderOptions = { ...defaultLoaderOptions, ...given, workers, transform, indices };
+    if (indices !== null) {
+      const bad = indices.findIndex((i) => i < 0 || i >= dataset.length);
+      if (bad >= 0 || indices.length === 0) {
+        throw new CompressError(
+          'INVALID_ARGUMENT',
+          indices.length === 0
+            ? 'createLoader: indices is empty; expected at least one dataset index'
+            : `createLoader: indices[${bad}] = ${indices[bad]} is outside dataset ${dataset.name} (0…${dataset.length - 1})`,
+          { input: 'indices' },
+        );
+      }
+    }
     positiveInt(o.batchSize, 'batchSize');
     positiveInt(o.prefetch, 'prefetch');
     positiveInt(o.concurrency, 'concurrency');
@@ -131,13 +152,12 @@ export class Loader implements AsyncIterable<LoaderBatch> {
         input: 'dataset',
       });
     }
-    this.stepsPerEpoch = o.dropLast
-      ? Math.floor(dataset.length / o.batchSize)
-      : Math.ceil(dataset.length / o.batchSize);
+    const visited = indices?.length ?? dataset.length;
+    this.stepsPerEpoch = o.dropLast ? Math.floor(visited / o.batchSize) : Math.ceil(visited / o.batchSize);
     if (this.stepsPerEpoch === 0) {
       throw new CompressError(
         'INVALID_ARGUMENT',
-        `createLoader: dataset ${dataset.name} has ${dataset.length} samples, fewer than batchSize ${o.batchSize} with dropLast: an epoch would have no batches`,
+        `createLoader: dataset ${dataset.name} has ${visited} samples${indices ? ' in indices' : ''}, fewer than batchSize ${o.batchSize} with dropLast: an epoch would have no batches`,
         { input: 'batchSize' },
       );
     }
@@ -175,7 +195,9 @@ export class Loader implements AsyncIterable<LoaderBatch> {
     nonNegativeInt(epoch, 'epoch');
     checkStartStep(startStep, this.stepsPerEpoch);
     const { batchSize, seed, shuffle, workers, prefetch } = this.options;
-    const order = epochOrder(this.dataset.length, seed, epoch, shuffle);
+    const subset = this.options.indices;
+    const permutation = epochOrder(subset?.length ?? this.dataset.length, seed, epoch, shuffle);
+    const order = subset ? permutation.map((i) => subset[i]!) : permutation;
     const request = this.requester();
     const window = Math.max(1, workers) * prefetch;
     const pending = new Map<number, Promise<LoaderBatch>>();
