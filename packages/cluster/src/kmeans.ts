@@ -5,7 +5,7 @@ import {
   type ProgressListener,
   Rng,
 } from '@compress/core';
-import { type Call, defaultThreads, splitRange, Workspace } from './engine/engine.js';
+import { CALL_WORK, type Call, chunks, defaultThreads, splitRange, Workspace } from './engine/engine.js';
 import { checkBlockBytes, checkInt, checkRows, checkSameDim, checkThreads } from './validate.js';
 
 /** How the first centroids are chosen. */
@@ -412,12 +412,20 @@ class Points {
       });
       const res = await ws.run(
         ranges.map(([a, b]): Call[] =>
-          cands.map((cp, t): Call => ['min_sqdist', this.xptr, a, b, d, cp, mind, outs[t]!]),
+          chunks(a, b, CALL_WORK / d).flatMap(([r0, r1]) =>
+            cands.map((cp, t): Call => ['min_sqdist', this.xptr, r0, r1, d, cp, mind, outs[t]!]),
+          ),
         ),
         n * d * rows.length,
       );
-      // res[range][trial] → per trial: potential and per-range sums
-      return rows.map((_, t) => res.map((r) => r[t]!));
+      // res[range] holds (chunk, trial) results, chunk-major → per trial, the sum of each range.
+      return rows.map((_, t) =>
+        res.map((r) => {
+          let sum = 0;
+          for (let i = t; i < r.length; i += rows.length) sum += r[i]!;
+          return sum;
+        }),
+      );
     };
     let chosen = first;
     let partSums = (await evaluate([first], [mind]))[0]!;
@@ -502,41 +510,44 @@ class Points {
       const rows = r1 - r0;
       const off = r0 * 4;
       const ranges = splitRange(rows, this.parts, 4);
-      const batches = ranges.map(([a, b], p): Call[] => [
-        ['heap_init', this.best + off + a * 4, this.assignPtr + off + a * 4, b - a],
-        [
-          'knn_search',
-          this.xptr,
-          a,
-          b,
-          d,
-          this.cpanels,
-          this.cnorms,
-          0,
-          np,
-          k,
-          0,
-          1,
-          this.best + off,
-          this.assignPtr + off,
-          sweep,
-          1,
-        ],
-        [
-          'kmeans_accumulate',
-          this.xptr,
-          a,
-          b,
-          d,
-          this.craw,
-          this.assignPtr + off,
-          this.prev + off,
-          accumulate ? this.sums[p]! : 0,
-          accumulate ? this.counts[p]! : 0,
-          this.dist + off,
-          this.outs[p]!,
-        ],
-      ]);
+      const step = Math.max(4, CALL_WORK / (kp * d));
+      const batches = ranges.map(([a, b], p): Call[] =>
+        chunks(a, b, step, 4).flatMap(([r0, r1]): Call[] => [
+          ['heap_init', this.best + off + r0 * 4, this.assignPtr + off + r0 * 4, r1 - r0],
+          [
+            'knn_search',
+            this.xptr,
+            r0,
+            r1,
+            d,
+            this.cpanels,
+            this.cnorms,
+            0,
+            np,
+            k,
+            0,
+            1,
+            this.best + off,
+            this.assignPtr + off,
+            sweep,
+            1,
+          ],
+          [
+            'kmeans_accumulate',
+            this.xptr,
+            r0,
+            r1,
+            d,
+            this.craw,
+            this.assignPtr + off,
+            this.prev + off,
+            accumulate ? this.sums[p]! : 0,
+            accumulate ? this.counts[p]! : 0,
+            this.dist + off,
+            this.outs[p]!,
+          ],
+        ]),
+      );
       await ws.run(batches, rows * kp * d);
     }
     let inertia = 0;

@@ -1,5 +1,5 @@
 import { CompressError, type FeatureMatrix, type ProgressListener } from '@compress/core';
-import { type Call, defaultThreads, splitRange, Workspace } from './engine/engine.js';
+import { CALL_WORK, type Call, chunks, defaultThreads, splitRange, Workspace } from './engine/engine.js';
 import { checkBlockBytes, checkInt, checkRows, checkSameDim, checkThreads } from './validate.js';
 
 /**
@@ -128,10 +128,13 @@ export async function knnSearch(
       const r0 = b * blockRows;
       const rows = Math.min(blockRows, nb - r0);
       ws.f32(staging, rows * d).set(base.data.subarray(r0 * d, (r0 + rows) * d));
-      const batches = splitRange(Math.ceil(rows / 8), threads * 2).map(([p0, p1]): Call[] => {
+      const per = Math.ceil(CALL_WORK / 4 / (8 * d));
+      const batches = splitRange(Math.ceil(rows / 8), threads * 2).map(([pa, pb]): Call[] => {
         const prep: Call[] = [];
-        if (normalize) prep.push(['normalize_rows', staging, p0 * 8, Math.min(rows, p1 * 8), d]);
-        prep.push(['pack_panels', staging, rows, d, panels, norms, p0, p1]);
+        for (const [p0, p1] of chunks(pa, pb, per)) {
+          if (normalize) prep.push(['normalize_rows', staging, p0 * 8, Math.min(rows, p1 * 8), d]);
+          prep.push(['pack_panels', staging, rows, d, panels, norms, p0, p1]);
+        }
         return prep;
       });
       await ws.run(batches, rows * d * 4);
@@ -145,7 +148,9 @@ export async function knnSearch(
       ws.f32(qptr, qn * d).set(queries.data.subarray(q0 * d, (q0 + qn) * d));
       if (normalize) {
         await ws.run(
-          splitRange(qn, threads).map(([a, b]): Call[] => [['normalize_rows', qptr, a, b, d]]),
+          splitRange(qn, threads).map(([a, b]): Call[] =>
+            chunks(a, b, CALL_WORK / 4 / d).map(([r0, r1]): Call => ['normalize_rows', qptr, r0, r1, d]),
+          ),
           qn * d * 4,
         );
       }
@@ -158,47 +163,38 @@ export async function knnSearch(
         const idx0 = b * blockRows;
         const rows = Math.min(blockRows, nb - idx0);
         const np = Math.ceil(rows / 8);
+        // One call per piece of ~CALL_WORK: the queries of a range against a run of whole sweeps of
+        // panels, in panel order (the heaps rely on base rows arriving in index order).
+        const search = (
+          a: number,
+          c: number,
+          p0: number,
+          p1: number,
+          h: { hs: number; hi: number },
+        ): Call[] =>
+          chunks(p0, p1, Math.max(sweep, CALL_WORK / (8 * d * Math.max(1, c - a))), sweep).map(
+            ([pa, pb]): Call => [
+              'knn_search',
+              qptr,
+              a,
+              c,
+              d,
+              panels,
+              norms,
+              pa,
+              pb,
+              rows,
+              idx0,
+              k,
+              h.hs,
+              h.hi,
+              sweep,
+              l2,
+            ],
+          );
         const batches: Call[][] = splitBase
-          ? splitRange(np, parts).map(([p0, p1], i): Call[] => [
-              [
-                'knn_search',
-                qptr,
-                0,
-                qn,
-                d,
-                panels,
-                norms,
-                p0,
-                p1,
-                rows,
-                idx0,
-                k,
-                heaps[i]!.hs,
-                heaps[i]!.hi,
-                sweep,
-                l2,
-              ],
-            ])
-          : splitRange(qn, threads * 4, 4).map(([a, c]): Call[] => [
-              [
-                'knn_search',
-                qptr,
-                a,
-                c,
-                d,
-                panels,
-                norms,
-                0,
-                np,
-                rows,
-                idx0,
-                k,
-                heaps[0]!.hs,
-                heaps[0]!.hi,
-                sweep,
-                l2,
-              ],
-            ]);
+          ? splitRange(np, parts).map(([p0, p1], i) => search(0, qn, p0, p1, heaps[i]!))
+          : splitRange(qn, threads * 4, 4).map(([a, c]) => search(a, c, 0, np, heaps[0]!));
         await ws.run(batches, qn * rows * d);
         options.onProgress?.({
           phase: 'knn',

@@ -104,10 +104,13 @@ export function linearSumAssignment(
 }
 
 /**
- * Minimum-cost assignment of every row of an nr × nc matrix (nr ≤ nc): for each row in turn, a
- * Dijkstra search over reduced costs c[i][j] − u[i] − v[j] for the shortest augmenting path to a free
- * column, then the dual update and the augmentation. Returns col4row with the LP duals u (rows) and
- * v (columns) — u[i] + v[j] ≤ c[i][j], with equality on the assignment — or null when infeasible.
+ * Minimum-cost assignment of every row of an nr × nc matrix (nr ≤ nc). Square matrices start from
+ * Jonker–Volgenant's column reduction (v_j = min_i c_ij, each column given to its cheapest row when
+ * that row is free: dual feasible, and most rows assigned for one pass over the matrix); then for
+ * every free row, a Dijkstra search over reduced costs c[i][j] − u[i] − v[j] for the shortest
+ * augmenting path to a free column, the dual update and the augmentation (Crouse 2016, as scipy).
+ * Returns col4row with the LP duals u (rows) and v (columns) — u[i] + v[j] ≤ c[i][j], with equality
+ * on the assignment — or null when infeasible.
  */
 export function solveAssignment(
   c: Float64Array,
@@ -120,48 +123,58 @@ export function solveAssignment(
   const path = new Int32Array(nc).fill(-1);
   const col4row = new Int32Array(nr).fill(-1);
   const row4col = new Int32Array(nc).fill(-1);
-  const remaining = new Int32Array(nc);
+  const done = new Uint8Array(nc);
   const srList = new Int32Array(nr);
   const scList = new Int32Array(nc);
+  const lowestOut = new Float64Array(1);
+
+  // Column reduction: only for square matrices, where every column ends up assigned (with free
+  // columns left over, their duals must stay 0, which a positive column minimum would break).
+  if (nr === nc && nr > 0) {
+    const arg = new Int32Array(nc);
+    v.fill(Number.POSITIVE_INFINITY);
+    for (let i = 0; i < nr; i++) {
+      const ci = i * nc;
+      for (let j = 0; j < nc; j++) {
+        const x = c[ci + j]!;
+        if (x < v[j]!) {
+          v[j] = x;
+          arg[j] = i;
+        }
+      }
+    }
+    for (let j = 0; j < nc; j++) {
+      // A column of +∞ only: infeasible, found below by the search; keep its dual finite.
+      if (v[j] === Number.POSITIVE_INFINITY) {
+        v[j] = 0;
+        continue;
+      }
+      const i = arg[j]!;
+      if (col4row[i] === -1) {
+        col4row[i] = j;
+        row4col[j] = i;
+      }
+    }
+  }
 
   for (let cur = 0; cur < nr; cur++) {
+    if (col4row[cur] !== -1) continue;
     // Shortest augmenting path from row `cur`.
     let minVal = 0;
     let i = cur;
-    // Columns in reverse order, so that with equal costs the lowest free column is reached last and
-    // a constant matrix yields the identity (scipy's choice).
-    let nRemaining = nc;
-    for (let it = 0; it < nc; it++) remaining[it] = nc - it - 1;
     shortest.fill(Number.POSITIVE_INFINITY);
     let nSR = 0;
     let nSC = 0;
     let sink = -1;
     while (sink === -1) {
-      let index = -1;
-      let lowest = Number.POSITIVE_INFINITY;
       srList[nSR++] = i;
-      const ci = i * nc;
-      const base = minVal - u[i]!;
-      for (let it = 0; it < nRemaining; it++) {
-        const j = remaining[it]!;
-        const r = base + c[ci + j]! - v[j]!;
-        if (r < shortest[j]!) {
-          path[j] = i;
-          shortest[j] = r;
-        }
-        const sj = shortest[j]!;
-        if (sj < lowest || (sj === lowest && row4col[j] === -1)) {
-          lowest = sj;
-          index = it;
-        }
-      }
-      minVal = lowest;
+      const j = scanRow(c, i, nc, minVal - u[i]!, v, done, shortest, path, row4col, lowestOut);
+      minVal = lowestOut[0]!;
       if (minVal === Number.POSITIVE_INFINITY) return null;
-      const j = remaining[index]!;
       if (row4col[j] === -1) sink = j;
       else i = row4col[j]!;
       scList[nSC++] = j;
-      remaining[index] = remaining[--nRemaining]!;
+      done[j] = 1;
     }
     // Dual update.
     u[cur]! += minVal;
@@ -172,6 +185,7 @@ export function solveAssignment(
     for (let t = 0; t < nSC; t++) {
       const j = scList[t]!;
       v[j]! -= minVal - shortest[j]!;
+      done[j] = 0;
     }
     // Augment along the path back to `cur`.
     let j = sink;
@@ -185,4 +199,47 @@ export function solveAssignment(
     }
   }
   return { col4row, u, v };
+}
+
+/**
+ * One Dijkstra step: relaxes the columns not yet reached (`done` = 0) through row i, and returns
+ * the closest one (ties: the lowest free column, else the lowest column), its distance in out[0].
+ * Columns are visited in index order, so the row of costs is read sequentially.
+ */
+function scanRow(
+  c: Float64Array,
+  i: number,
+  nc: number,
+  base: number,
+  v: Float64Array,
+  done: Uint8Array,
+  shortest: Float64Array,
+  path: Int32Array,
+  row4col: Int32Array,
+  out: Float64Array,
+): number {
+  const ci = i * nc;
+  let index = -1;
+  let lowest = Number.POSITIVE_INFINITY;
+  let lowestFree = false;
+  for (let j = 0; j < nc; j++) {
+    if (done[j] !== 0) continue;
+    let sj = shortest[j]!;
+    const r = base + c[ci + j]! - v[j]!;
+    if (r < sj) {
+      path[j] = i;
+      shortest[j] = r;
+      sj = r;
+    }
+    if (sj < lowest) {
+      lowest = sj;
+      index = j;
+      lowestFree = row4col[j] === -1;
+    } else if (sj === lowest && !lowestFree && row4col[j] === -1) {
+      index = j;
+      lowestFree = true;
+    }
+  }
+  out[0] = lowest;
+  return index;
 }
