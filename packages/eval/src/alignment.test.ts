@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { Rng, featureMatrix } from '@compress/core';
+import { featureMatrix, Rng } from '@compress/core';
 import { goldenPath } from '@compress/vitest-config';
 import { describe, expect, it } from 'vitest';
 import { alignClusters, clusterAlignment } from './alignment.js';
 
 const golden = JSON.parse(readFileSync(goldenPath('eval.json'), 'utf8')).cluster_alignment;
 
-describe('alignClusters (golden: the paper\'s normalised score, not raw counts)', () => {
+describe("alignClusters (golden: the paper's normalised score, not raw counts)", () => {
   const split = (pairs: number[][]) => [pairs.map((p) => p[0]!), pairs.map((p) => p[1]!)] as const;
   const [tc, tl] = split(golden.train_pairs);
   const [vc, vl] = split(golden.val_pairs);
@@ -39,7 +39,7 @@ describe('alignClusters (golden: the paper\'s normalised score, not raw counts)'
 });
 
 describe('clusterAlignment on features', () => {
-  it('recovers well-separated classes exactly and orders the confusion matrix by mapped class', () => {
+  it('recovers well-separated classes exactly and orders the confusion matrix by mapped class', async () => {
     const rng = new Rng(1);
     const classes = 4;
     const dim = 6;
@@ -53,16 +53,16 @@ describe('clusterAlignment on features', () => {
     };
     const tr = make(200);
     const va = make(80);
-    const r = clusterAlignment(tr.f, tr.labels, va.f, va.labels, { seed: 3 });
+    const r = await clusterAlignment(tr.f, tr.labels, va.f, va.labels, { seed: 3 });
     expect(r.trainAccuracy).toBe(1);
     expect(r.valAccuracy).toBe(1);
     for (let i = 0; i < classes; i++) expect(r.confusion[i * classes + i]).toBe(20);
   });
 
-  it('refuses features of different dims', () => {
+  it('refuses features of different dims', async () => {
     const a = featureMatrix(10, 3);
     const b = featureMatrix(10, 4);
-    expect(() => clusterAlignment(a, new Array(10).fill(0), b, new Array(10).fill(0))).toThrow(
+    await expect(clusterAlignment(a, new Array(10).fill(0), b, new Array(10).fill(0))).rejects.toThrow(
       'clusterAlignment: train features have dim 3, val features 4; expected the same',
     );
   });

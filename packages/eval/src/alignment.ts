@@ -16,7 +16,12 @@ export interface Alignment {
   valCounts: Int32Array;
 }
 
-function countTable(clusters: Int32Array, labels: Int32Array, numClusters: number, numClasses: number): Int32Array {
+function countTable(
+  clusters: Int32Array,
+  labels: Int32Array,
+  numClusters: number,
+  numClasses: number,
+): Int32Array {
   const counts = new Int32Array(numClusters * numClasses);
   for (let i = 0; i < clusters.length; i++) counts[clusters[i]! * numClasses + labels[i]!]! += 1;
   return counts;
@@ -59,7 +64,9 @@ export function alignClusters(
     for (let i = 0; i < clusters.length; i++) {
       const c = clusters[i]!;
       const l = labels[i]!;
-      if (!(Number.isInteger(c) && c >= 0 && c < numClusters && Number.isInteger(l) && l >= 0 && l < numClasses)) {
+      if (
+        !(Number.isInteger(c) && c >= 0 && c < numClusters && Number.isInteger(l) && l >= 0 && l < numClasses)
+      ) {
         throw new CompressError(
           'INVALID_ARGUMENT',
           `alignClusters: ${split} sample ${i} has cluster ${c} and label ${l}; expected cluster in [0, ${numClusters}) and label in [0, ${numClasses})`,
@@ -76,10 +83,13 @@ export function alignClusters(
   for (let c = 0; c < numClusters; c++) {
     let size = 0;
     for (let l = 0; l < numClasses; l++) size += counts[c * numClasses + l]!;
-    if (size > 0) for (let l = 0; l < numClasses; l++) score[c * numClasses + l] = counts[c * numClasses + l]! / size;
+    if (size > 0)
+      for (let l = 0; l < numClasses; l++) score[c * numClasses + l] = counts[c * numClasses + l]! / size;
   }
   const objective = by === 'score' ? score : Float64Array.from(counts);
-  const { rowIndices, colIndices } = linearSumAssignment(objective, numClusters, numClasses, { maximize: true });
+  const { rowIndices, colIndices } = linearSumAssignment(objective, numClusters, numClasses, {
+    maximize: true,
+  });
   const mapping = new Int32Array(numClusters).fill(-1);
   rowIndices.forEach((c, i) => {
     mapping[c] = colIndices[i]!;
@@ -131,13 +141,13 @@ export interface ClusterAlignmentResult extends Alignment {
  * features with k = number of classes, then {@link alignClusters}; validation rows go to their
  * nearest train centroid.
  */
-export function clusterAlignment(
+export async function clusterAlignment(
   trainFeatures: FeatureMatrix,
   trainLabels: ArrayLike<number>,
   valFeatures: FeatureMatrix,
   valLabels: ArrayLike<number>,
   options: ClusterAlignmentOptions = {},
-): ClusterAlignmentResult {
+): Promise<ClusterAlignmentResult> {
   const yTrain = checkLabels(trainLabels, trainFeatures, 'train', options.numClasses);
   const yVal = checkLabels(valLabels, valFeatures, 'val', options.numClasses);
   if (trainFeatures.dim !== valFeatures.dim) {
@@ -153,12 +163,12 @@ export function clusterAlignment(
   const normalize = options.normalize ?? true;
   const xTrain = normalize ? l2NormalizeRows(trainFeatures) : trainFeatures;
   const xVal = normalize ? l2NormalizeRows(valFeatures) : valFeatures;
-  const km = kmeans(xTrain, numClusters, {
+  const km = await kmeans(xTrain, numClusters, {
     iterations: options.iterations ?? 20,
     seed: options.seed ?? 0,
     restarts: options.restarts ?? 1,
   });
-  const valClusters = assign(km.centroids, xVal);
+  const { assignments: valClusters } = await assign(km.centroids, xVal);
   const alignment = alignClusters(km.assignments, yTrain, valClusters, yVal, numClusters, numClasses);
   // Rows in mapped order: the cluster mapped to class 0 first, then unmapped clusters.
   const order = Array.from({ length: numClusters }, (_, c) => c).sort((a, b) => {

@@ -1,15 +1,15 @@
 import {
+  assertFinite,
   CompressError,
+  collate,
   type Dataset,
   type FeatureMatrix,
+  featureMatrix,
   type ImageBatch,
   type ImageTransform,
   type ProgressListener,
-  type Teacher,
   Rng,
-  assertFinite,
-  collate,
-  featureMatrix,
+  type Teacher,
 } from '@compress/core';
 
 /** Anything that maps an image batch to features: a Teacher, a student wrapped as one, raw pixels. */
@@ -60,9 +60,13 @@ export async function extractFeatures(
 ): Promise<ExtractedFeatures> {
   const batchSize = options.batchSize ?? 256;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new CompressError('INVALID_ARGUMENT', `extractFeatures: batchSize must be a positive integer, got ${batchSize}`, {
-      input: 'batchSize',
-    });
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `extractFeatures: batchSize must be a positive integer, got ${batchSize}`,
+      {
+        input: 'batchSize',
+      },
+    );
   }
   const out = featureMatrix(dataset.length, extractor.dim);
   const labels = new Int32Array(dataset.length);

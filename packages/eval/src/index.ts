@@ -1,38 +1,38 @@
+export {
+  type Alignment,
+  alignClusters,
+  type ClusterAlignmentOptions,
+  type ClusterAlignmentResult,
+  clusterAlignment,
+} from './alignment.js';
+export {
+  datasetBatches,
+  type ExtractedFeatures,
+  type ExtractOptions,
+  extractFeatures,
+  type FeatureExtractor,
+  rawPixels,
+} from './extract.js';
 export { type KnnOptions, type KnnResult, type KnnVote, knnAccuracy, voteNeighbors } from './knn.js';
 export {
   FullBatchNorm,
   type LinearProbeEpoch,
   type LinearProbeOptions,
   type LinearProbeResult,
-  type TrainFeatureSource,
   linearProbe,
+  type TrainFeatureSource,
 } from './linear.js';
 export {
-  type Alignment,
-  type ClusterAlignmentOptions,
-  type ClusterAlignmentResult,
-  alignClusters,
-  clusterAlignment,
-} from './alignment.js';
-export {
-  type ExtractOptions,
-  type ExtractedFeatures,
-  type FeatureExtractor,
-  datasetBatches,
-  extractFeatures,
-  rawPixels,
-} from './extract.js';
-export {
   type BarChartOptions,
-  type HeatmapOptions,
-  type LineChartOptions,
-  type MontageOptions,
-  type ScatterOptions,
   barChartPng,
   clusterMontagePng,
   confusionHeatmapPng,
   embed2d,
   embeddingScatterPng,
+  type HeatmapOptions,
+  type LineChartOptions,
   lineChartPng,
+  type MontageOptions,
+  type ScatterOptions,
 } from './pictures.js';
-export { type EvaluateOptions, type EvaluationReport, type Protocol, evaluateFeatures } from './report.js';
+export { type EvaluateOptions, type EvaluationReport, evaluateFeatures, type Protocol } from './report.js';

@@ -14,12 +14,19 @@ interface KnnGolden {
   query_labels: number[];
   neighbors: { indices: number[][]; similarities: number[][] };
   knn1: { predictions: number[]; correct: number; accuracy: number };
-  knn20_majority: { votes: number[][]; tie: boolean[]; predictions: number[]; correct: number; accuracy: number };
+  knn20_majority: {
+    votes: number[][];
+    tie: boolean[];
+    predictions: number[];
+    correct: number;
+    accuracy: number;
+  };
   knn20_weighted: { scores: number[][]; predictions: number[]; correct: number; accuracy: number };
 }
 
 const golden = JSON.parse(readFileSync(goldenPath('eval.json'), 'utf8')).knn as KnnGolden;
-const matrix = (rows: number[][]) => featureMatrix(rows.length, rows[0]!.length, Float32Array.from(rows.flat()));
+const matrix = (rows: number[][]) =>
+  featureMatrix(rows.length, rows[0]!.length, Float32Array.from(rows.flat()));
 const train = matrix(golden.train_features);
 const query = matrix(golden.query_features);
 
@@ -39,41 +46,50 @@ describe('k-NN votes (golden)', () => {
     const v = voteNeighbors(neighbors, sims, golden.k, labels, golden.num_classes, 'weighted', golden.tau);
     const want = golden.knn20_weighted.scores.flat();
     const scale = Math.max(...want.map(Math.abs));
-    want.forEach((w, i) => expect(Math.abs(v.scores[i]! - w)).toBeLessThanOrEqual(1e-5 * Math.abs(w) + 1e-6 * scale));
+    want.forEach((w, i) =>
+      expect(Math.abs(v.scores[i]! - w)).toBeLessThanOrEqual(1e-5 * Math.abs(w) + 1e-6 * scale),
+    );
     expect(Array.from(v.predictions)).toEqual(golden.knn20_weighted.predictions);
   });
 });
 
 describe('knnAccuracy (golden, end to end)', () => {
-  it('1-NN', () => {
-    const r = knnAccuracy(train, golden.train_labels, query, golden.query_labels, { k: 1 });
+  it('1-NN', async () => {
+    const r = await knnAccuracy(train, golden.train_labels, query, golden.query_labels, { k: 1 });
     expect(Array.from(r.predictions)).toEqual(golden.knn1.predictions);
     expect(r.top1).toBe(golden.knn1.accuracy);
   });
 
-  it('20-NN majority and weighted', () => {
-    const m = knnAccuracy(train, golden.train_labels, query, golden.query_labels, { k: 20 });
+  it('20-NN majority and weighted', async () => {
+    const m = await knnAccuracy(train, golden.train_labels, query, golden.query_labels, { k: 20 });
     expect(Array.from(m.predictions)).toEqual(golden.knn20_majority.predictions);
     expect(m.top1).toBeCloseTo(golden.knn20_majority.accuracy, 12);
     expect(m.ties).toBe(golden.knn20_majority.tie.filter(Boolean).length);
-    const w = knnAccuracy(train, golden.train_labels, query, golden.query_labels, { k: 20, vote: 'weighted' });
+    const w = await knnAccuracy(train, golden.train_labels, query, golden.query_labels, {
+      k: 20,
+      vote: 'weighted',
+    });
     expect(Array.from(w.predictions)).toEqual(golden.knn20_weighted.predictions);
     expect(w.top1).toBeCloseTo(golden.knn20_weighted.accuracy, 12);
     expect(w.top5).toBeGreaterThanOrEqual(w.top1);
   });
 
-  it('refuses mismatched rows, NaN features, bad k and classes without train samples', () => {
-    expect(() => knnAccuracy(train, golden.train_labels.slice(1), query, golden.query_labels)).toThrow(
-      'train: 200 feature rows but 199 labels; expected one label per row',
-    );
+  it('refuses mismatched rows, NaN features, bad k and classes without train samples', async () => {
+    await expect(
+      knnAccuracy(train, golden.train_labels.slice(1), query, golden.query_labels),
+    ).rejects.toThrow('train: 200 feature rows but 199 labels; expected one label per row');
     const bad = featureMatrix(query.rows, query.dim, query.data.slice());
     bad.data[3 * query.dim + 2] = Number.NaN;
-    expect(() => knnAccuracy(train, golden.train_labels, bad, golden.query_labels)).toThrow(/NaN at row 3, column 2/);
-    expect(() => knnAccuracy(train, golden.train_labels, query, golden.query_labels, { k: 201 })).toThrow(
-      'knnAccuracy: k must be an integer in [1, 200], got 201',
+    await expect(knnAccuracy(train, golden.train_labels, bad, golden.query_labels)).rejects.toThrow(
+      /NaN at row 3, column 2/,
     );
-    expect(() =>
+    await expect(
+      knnAccuracy(train, golden.train_labels, query, golden.query_labels, { k: 201 }),
+    ).rejects.toThrow('knnAccuracy: k must be an integer in [1, 200], got 201');
+    await expect(
       knnAccuracy(train, golden.train_labels, query, golden.query_labels, { numClasses: 7 }),
-    ).toThrow('knnAccuracy: classes 5, 6 have no train sample; every class in 0…6 needs at least one');
+    ).rejects.toThrow(
+      'knnAccuracy: classes 5, 6 have no train sample; every class in 0…6 needs at least one',
+    );
   });
 });

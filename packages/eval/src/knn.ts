@@ -61,7 +61,7 @@ export function voteNeighbors(
     firstRank.fill(k);
     for (let j = 0; j < k; j++) {
       const label = trainLabels[neighbors[q * k + j]!]!;
-      scores[s + label] += vote === 'majority' ? 1 : Math.exp(similarities[q * k + j]! / temperature);
+      scores[s + label]! += vote === 'majority' ? 1 : Math.exp(similarities[q * k + j]! / temperature);
       if (firstRank[label] === k) firstRank[label] = j;
     }
     let best = 0;
@@ -81,13 +81,13 @@ export function voteNeighbors(
  * k-NN classification accuracy of frozen features: rows are L2-normalised, similarity is the
  * cosine, every test row is classified by the vote of its k most similar train rows.
  */
-export function knnAccuracy(
+export async function knnAccuracy(
   train: FeatureMatrix,
   trainLabels: ArrayLike<number>,
   test: FeatureMatrix,
   testLabels: ArrayLike<number>,
   options: KnnOptions = {},
-): KnnResult {
+): Promise<KnnResult> {
   const k = options.k ?? 1;
   const vote = options.vote ?? 'majority';
   const temperature = options.temperature ?? 0.07;
@@ -101,9 +101,13 @@ export function knnAccuracy(
     );
   }
   if (!Number.isInteger(k) || k < 1 || k > train.rows) {
-    throw new CompressError('INVALID_ARGUMENT', `knnAccuracy: k must be an integer in [1, ${train.rows}], got ${k}`, {
-      input: 'k',
-    });
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `knnAccuracy: k must be an integer in [1, ${train.rows}], got ${k}`,
+      {
+        input: 'k',
+      },
+    );
   }
   if (!(temperature > 0)) {
     throw new CompressError('INVALID_ARGUMENT', `knnAccuracy: temperature must be > 0, got ${temperature}`, {
@@ -112,7 +116,9 @@ export function knnAccuracy(
   }
   const numClasses = options.numClasses ?? countClasses(yTrain, yTest);
   assertEveryClassPresent(yTrain, numClasses, 'knnAccuracy');
-  const { indices, scores } = knnSearch(l2NormalizeRows(train), l2NormalizeRows(test), k, { metric: 'ip' });
+  const { indices, scores } = await knnSearch(l2NormalizeRows(train), l2NormalizeRows(test), k, {
+    metric: 'ip',
+  });
   const voted = voteNeighbors(indices, scores, k, yTrain, numClasses, vote, temperature);
   let correct1 = 0;
   let correct5 = 0;

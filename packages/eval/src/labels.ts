@@ -1,4 +1,4 @@
-import { CompressError, type FeatureMatrix, assertFinite, checkFeatureMatrix } from '@compress/core';
+import { assertFinite, CompressError, checkFeatureMatrix, type FeatureMatrix } from '@compress/core';
 
 /** Labels as an Int32Array, checked against the feature rows and the class count. */
 export function checkLabels(

@@ -1,4 +1,4 @@
-import { Rng, featureMatrix } from '@compress/core';
+import { featureMatrix, Rng } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -35,11 +35,15 @@ describe('linearProbe', () => {
     const r = await linearProbe(tr.f, tr.labels, te.f, te.labels, {
       epochs: 6,
       milestones: [2, 4],
+      batchSize: 32,
+      lr: 0.1,
       onProgress: (e) => events.push(e.done),
     });
     expect(r.top1).toBeGreaterThan(0.95);
     expect(r.top5).toBe(1);
-    expect(r.epochs.map((e) => e.lr)).toEqual([0.01, 0.01, 0.001, 0.001, 0.00010000000000000002, 0.00010000000000000002]);
+    expect(r.epochs.map((e) => e.lr)).toEqual([
+      0.1, 0.1, 0.010000000000000002, 0.010000000000000002, 0.0010000000000000002, 0.0010000000000000002,
+    ]);
     expect(events).toEqual([1, 2, 3, 4, 5, 6]);
     expect(r.epochs[0]!.trainLoss).toBeGreaterThan(r.epochs[5]!.trainLoss);
   });

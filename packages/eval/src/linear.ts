@@ -1,4 +1,10 @@
-import { CompressError, type FeatureMatrix, type ProgressListener, Rng, l2NormalizeRows } from '@compress/core';
+import {
+  CompressError,
+  type FeatureMatrix,
+  l2NormalizeRows,
+  type ProgressListener,
+  Rng,
+} from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertEveryClassPresent, checkLabels, countClasses } from './labels.js';
 
@@ -103,7 +109,7 @@ function evaluate(w: tf.Tensor2D, b: tf.Tensor1D, x: FeatureMatrix, y: Int32Arra
   let c1 = 0;
   let c5 = 0;
   const block = 4096;
-  const wt = tf.tidy(() => w.transpose()); // D×C
+  const wt = tf.tidy(() => tf.transpose(w)); // D×C
   for (let start = 0; start < x.rows; start += block) {
     const end = Math.min(x.rows, start + block);
     const logits = tf.tidy(() => {
@@ -153,12 +159,17 @@ export async function linearProbe(
     ['batchSize', batchSize],
   ] as const) {
     if (!Number.isInteger(v) || v < 1) {
-      throw new CompressError('INVALID_ARGUMENT', `linearProbe: ${name} must be a positive integer, got ${v}`, {
-        input: name,
-      });
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `linearProbe: ${name} must be a positive integer, got ${v}`,
+        {
+          input: name,
+        },
+      );
     }
   }
-  if (!(lr > 0)) throw new CompressError('INVALID_ARGUMENT', `linearProbe: lr must be > 0, got ${lr}`, { input: 'lr' });
+  if (!(lr > 0))
+    throw new CompressError('INVALID_ARGUMENT', `linearProbe: lr must be > 0, got ${lr}`, { input: 'lr' });
 
   let first = typeof train === 'function' ? await train(0) : train;
   const yTrain = checkLabels(trainLabels, first, 'train', options.numClasses);
@@ -215,11 +226,11 @@ export async function linearProbe(
       const [nw, nb, nvw, nvb, loss] = tf.tidy(() => {
         const xb = tf.tensor2d(batch.subarray(0, n * dim), [n, dim]); // B×D
         const yb = tf.tensor2d(onehot, [n, numClasses]); // B×C
-        const logits = tf.add(tf.matMul(xb, w.transpose()), b); // B×C (W is small: explicit transpose)
+        const logits = tf.add(tf.matMul(xb, tf.transpose(w)), b); // B×C (W is small: explicit transpose)
         const logp = tf.logSoftmax(logits);
-        const loss = tf.neg(tf.sum(tf.mul(yb, logp))).div(n);
+        const loss = tf.div(tf.neg(tf.sum(tf.mul(yb, logp))), n);
         const g = tf.div(tf.sub(tf.exp(logp), yb), n); // dL/dlogits: B×C
-        const gw = tf.add(tf.matMul(g.transpose(), xb), tf.mul(weightDecay, w)); // C×D
+        const gw = tf.add(tf.matMul(tf.transpose(g), xb), tf.mul(weightDecay, w)); // C×D
         const gb = tf.add(tf.sum(g, 0), tf.mul(weightDecay, b)); // C
         const mw = vw === null ? gw : tf.add(tf.mul(momentum, vw), gw);
         const mb = vb === null ? gb : tf.add(tf.mul(momentum, vb), gb);

@@ -1,7 +1,13 @@
-import { Rng, featureMatrix } from '@compress/core';
+import { featureMatrix, Rng } from '@compress/core';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { barChartPng, clusterMontagePng, confusionHeatmapPng, embeddingScatterPng, lineChartPng } from './pictures.js';
+import {
+  barChartPng,
+  clusterMontagePng,
+  confusionHeatmapPng,
+  embeddingScatterPng,
+  lineChartPng,
+} from './pictures.js';
 
 const size = async (png: Buffer) => {
   const m = await sharp(png).metadata();
@@ -28,15 +34,24 @@ describe('pictures', () => {
       get: (index: number) => ({
         index,
         label: index % 2,
-        image: { data: Uint8Array.from({ length: 64 }, () => rng.int(256)), height: 8, width: 8, channels: 1 },
+        image: {
+          data: Uint8Array.from({ length: 64 }, () => rng.int(256)),
+          height: 8,
+          width: 8,
+          channels: 1,
+        },
       }),
     };
-    const png = await clusterMontagePng(dataset, Array.from({ length: 40 }, (_, i) => i % 4), {
-      clusters: 3,
-      perCluster: 5,
-      tile: 16,
-      rowLabel: (c) => `cluster ${c}`,
-    });
+    const png = await clusterMontagePng(
+      dataset,
+      Array.from({ length: 40 }, (_, i) => i % 4),
+      {
+        clusters: 3,
+        perCluster: 5,
+        tile: 16,
+        rowLabel: (c) => `cluster ${c}`,
+      },
+    );
     const [, w, h] = await size(png);
     expect(h).toBe(3 * 18 + 2);
     expect(w).toBe(190 + 5 * 18 + 2);
@@ -48,6 +63,12 @@ describe('pictures', () => {
     const labels = Array.from({ length: 60 }, (_, i) => i % 3);
     expect((await size(await embeddingScatterPng(f, labels, { title: 'umap' })))[0]).toBe('png');
     expect((await size(await barChartPng(['a', 'b'], [{ name: 'NN', values: [80, null] }])))[0]).toBe('png');
-    expect((await size(await lineChartPng([256, 1024, 4096], [{ name: 'NN', values: [70, 75, 80] }], { logX: true })))[0]).toBe('png');
+    expect(
+      (
+        await size(
+          await lineChartPng([256, 1024, 4096], [{ name: 'NN', values: [70, 75, 80] }], { logX: true }),
+        )
+      )[0],
+    ).toBe('png');
   });
 });

@@ -35,7 +35,10 @@ export async function confusionHeatmapPng(
   const width = left + cols * cell + 30;
   const height = top + rows * cell + bottom;
   const parts: string[] = [];
-  if (options.title) parts.push(`<text x="${width / 2}" y="28" font-size="16" text-anchor="middle">${esc(options.title)}</text>`);
+  if (options.title)
+    parts.push(
+      `<text x="${width / 2}" y="28" font-size="16" text-anchor="middle">${esc(options.title)}</text>`,
+    );
   for (let r = 0; r < rows; r++) {
     let total = 0;
     for (let c = 0; c < cols; c++) total += matrix[r * cols + c]!;
@@ -44,7 +47,9 @@ export async function confusionHeatmapPng(
       const share = total > 0 ? v / total : 0;
       const x = left + c * cell;
       const y = top + r * cell;
-      parts.push(`<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${blues(share)}" stroke="#ddd"/>`);
+      parts.push(
+        `<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${blues(share)}" stroke="#ddd"/>`,
+      );
       if (cell >= 28) {
         parts.push(
           `<text x="${x + cell / 2}" y="${y + cell / 2 + 4}" font-size="${Math.min(12, cell / 3)}" text-anchor="middle" fill="${share > 0.55 ? 'white' : '#222'}">${v}</text>`,
@@ -63,10 +68,14 @@ export async function confusionHeatmapPng(
     );
   }
   if (options.colTitle) {
-    parts.push(`<text x="${left + (cols * cell) / 2}" y="${height - 12}" font-size="13" text-anchor="middle">${esc(options.colTitle)}</text>`);
+    parts.push(
+      `<text x="${left + (cols * cell) / 2}" y="${height - 12}" font-size="13" text-anchor="middle">${esc(options.colTitle)}</text>`,
+    );
   }
   if (options.rowTitle) {
-    parts.push(`<text transform="translate(16,${top + (rows * cell) / 2}) rotate(-90)" font-size="13" text-anchor="middle">${esc(options.rowTitle)}</text>`);
+    parts.push(
+      `<text transform="translate(16,${top + (rows * cell) / 2}) rotate(-90)" font-size="13" text-anchor="middle">${esc(options.rowTitle)}</text>`,
+    );
   }
   return svgToPng(svgDoc(width, height, parts.join('')));
 }
@@ -131,7 +140,9 @@ export async function clusterMontagePng(
       composites.push({ input: png, left: labelWidth + 2 + col * (tile + 2), top: 2 + row * (tile + 2) });
     }
     if (options.rowLabel) {
-      labels.push(`<text x="${labelWidth - 8}" y="${2 + row * (tile + 2) + tile / 2 + 5}" font-size="14" text-anchor="end">${esc(options.rowLabel(c))}</text>`);
+      labels.push(
+        `<text x="${labelWidth - 8}" y="${2 + row * (tile + 2) + tile / 2 + 5}" font-size="14" text-anchor="end">${esc(options.rowLabel(c))}</text>`,
+      );
     }
   }
   const background = await svgToPng(svgDoc(width, height, labels.join('')));
@@ -157,8 +168,14 @@ export function embed2d(
   const rng = new Rng(options.seed ?? 0);
   const n = Math.min(features.rows, options.maxPoints ?? 2000);
   const rows = rng.permutation(features.rows).slice(0, n).sort();
-  const data: number[][] = Array.from(rows, (r) => Array.from(features.data.subarray(r * features.dim, (r + 1) * features.dim)));
-  const umap = new UMAP({ nComponents: 2, nNeighbors: Math.min(options.neighbors ?? 15, n - 1), random: () => rng.next() });
+  const data: number[][] = Array.from(rows, (r) =>
+    Array.from(features.data.subarray(r * features.dim, (r + 1) * features.dim)),
+  );
+  const umap = new UMAP({
+    nComponents: 2,
+    nNeighbors: Math.min(options.neighbors ?? 15, n - 1),
+    random: () => rng.next(),
+  });
   const out = umap.fit(data);
   const points = new Float32Array(n * 2);
   out.forEach((p, i) => {
@@ -199,18 +216,27 @@ export async function embeddingScatterPng(
   const sx = (x: number) => pad + ((x - minX) / (maxX - minX || 1)) * (size - 2 * pad);
   const sy = (y: number) => top + ((y - minY) / (maxY - minY || 1)) * (size - 2 * pad);
   const parts: string[] = [];
-  if (options.title) parts.push(`<text x="${(size + legend) / 2}" y="26" font-size="16" text-anchor="middle">${esc(options.title)}</text>`);
+  if (options.title)
+    parts.push(
+      `<text x="${(size + legend) / 2}" y="26" font-size="16" text-anchor="middle">${esc(options.title)}</text>`,
+    );
   const classes = new Set<number>();
   for (let i = 0; i < rows.length; i++) {
     const l = labels[rows[i]!]!;
     classes.add(l);
-    parts.push(`<circle cx="${sx(points[2 * i]!).toFixed(1)}" cy="${sy(points[2 * i + 1]!).toFixed(1)}" r="2.4" fill="${palette(l)}" fill-opacity="0.8"/>`);
+    parts.push(
+      `<circle cx="${sx(points[2 * i]!).toFixed(1)}" cy="${sy(points[2 * i + 1]!).toFixed(1)}" r="2.4" fill="${palette(l)}" fill-opacity="0.8"/>`,
+    );
   }
-  [...classes].sort((a, b) => a - b).forEach((l, i) => {
-    const y = top + 10 + i * 20;
-    parts.push(`<circle cx="${size + 10}" cy="${y}" r="6" fill="${palette(l)}"/>`);
-    parts.push(`<text x="${size + 22}" y="${y + 4}" font-size="12">${esc(options.classNames?.[l] ?? `class ${l}`)}</text>`);
-  });
+  [...classes]
+    .sort((a, b) => a - b)
+    .forEach((l, i) => {
+      const y = top + 10 + i * 20;
+      parts.push(`<circle cx="${size + 10}" cy="${y}" r="6" fill="${palette(l)}"/>`);
+      parts.push(
+        `<text x="${size + 22}" y="${y + 4}" font-size="12">${esc(options.classNames?.[l] ?? `class ${l}`)}</text>`,
+      );
+    });
   return svgToPng(svgDoc(size + legend, size + top - pad + 10, parts.join('')));
 }
 
@@ -237,12 +263,18 @@ export async function barChartPng(
   const height = top + plotH + 120;
   const y = (v: number) => top + plotH - ((v - lo) / (hi - lo || 1)) * plotH;
   const parts: string[] = [];
-  if (options.title) parts.push(`<text x="${width / 2}" y="28" font-size="16" text-anchor="middle">${esc(options.title)}</text>`);
+  if (options.title)
+    parts.push(
+      `<text x="${width / 2}" y="28" font-size="16" text-anchor="middle">${esc(options.title)}</text>`,
+    );
   for (const t of ticks(lo, hi)) {
     parts.push(`<line x1="${left}" x2="${width - 20}" y1="${y(t)}" y2="${y(t)}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${left - 6}" y="${y(t) + 4}" font-size="11" text-anchor="end">${t}</text>`);
   }
-  if (options.yLabel) parts.push(`<text transform="translate(16,${top + plotH / 2}) rotate(-90)" font-size="12" text-anchor="middle">${esc(options.yLabel)}</text>`);
+  if (options.yLabel)
+    parts.push(
+      `<text transform="translate(16,${top + plotH / 2}) rotate(-90)" font-size="12" text-anchor="middle">${esc(options.yLabel)}</text>`,
+    );
   const barW = (groupWidth - 16) / Math.max(1, series.length);
   categories.forEach((cat, g) => {
     const gx = left + g * groupWidth + 8;
@@ -250,12 +282,18 @@ export async function barChartPng(
       const v = s.values[g];
       if (v === null || v === undefined) return;
       const yy = y(Math.max(lo, v));
-      parts.push(`<rect x="${gx + i * barW}" y="${yy}" width="${barW - 1}" height="${top + plotH - yy}" fill="${palette(i)}"><title>${esc(`${s.name}: ${v}`)}</title></rect>`);
+      parts.push(
+        `<rect x="${gx + i * barW}" y="${yy}" width="${barW - 1}" height="${top + plotH - yy}" fill="${palette(i)}"><title>${esc(`${s.name}: ${v}`)}</title></rect>`,
+      );
     });
-    parts.push(`<text transform="translate(${gx + (groupWidth - 16) / 2},${top + plotH + 10}) rotate(40)" font-size="12">${esc(cat)}</text>`);
+    parts.push(
+      `<text transform="translate(${gx + (groupWidth - 16) / 2},${top + plotH + 10}) rotate(40)" font-size="12">${esc(cat)}</text>`,
+    );
   });
   series.forEach((s, i) => {
-    parts.push(`<rect x="${left + i * 110}" y="${height - 22}" width="12" height="12" fill="${palette(i)}"/>`);
+    parts.push(
+      `<rect x="${left + i * 110}" y="${height - 22}" width="12" height="12" fill="${palette(i)}"/>`,
+    );
     parts.push(`<text x="${left + i * 110 + 16}" y="${height - 12}" font-size="12">${esc(s.name)}</text>`);
   });
   return svgToPng(svgDoc(width, height, parts.join('')));
@@ -290,19 +328,35 @@ export async function lineChartPng(
   const X = (x: number) => left + ((fx(x) - xlo) / (xhi - xlo || 1)) * w;
   const Y = (v: number) => top + h - ((v - lo) / (hi - lo || 1)) * h;
   const parts: string[] = [];
-  if (options.title) parts.push(`<text x="${left + w / 2}" y="28" font-size="16" text-anchor="middle">${esc(options.title)}</text>`);
+  if (options.title)
+    parts.push(
+      `<text x="${left + w / 2}" y="28" font-size="16" text-anchor="middle">${esc(options.title)}</text>`,
+    );
   for (const t of ticks(lo, hi)) {
     parts.push(`<line x1="${left}" x2="${left + w}" y1="${Y(t)}" y2="${Y(t)}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${left - 6}" y="${Y(t) + 4}" font-size="11" text-anchor="end">${t}</text>`);
   }
-  for (const x of xs) parts.push(`<text x="${X(x)}" y="${top + h + 18}" font-size="11" text-anchor="middle">${x}</text>`);
-  if (options.xLabel) parts.push(`<text x="${left + w / 2}" y="${top + h + 42}" font-size="12" text-anchor="middle">${esc(options.xLabel)}</text>`);
-  if (options.yLabel) parts.push(`<text transform="translate(18,${top + h / 2}) rotate(-90)" font-size="12" text-anchor="middle">${esc(options.yLabel)}</text>`);
+  for (const x of xs)
+    parts.push(`<text x="${X(x)}" y="${top + h + 18}" font-size="11" text-anchor="middle">${x}</text>`);
+  if (options.xLabel)
+    parts.push(
+      `<text x="${left + w / 2}" y="${top + h + 42}" font-size="12" text-anchor="middle">${esc(options.xLabel)}</text>`,
+    );
+  if (options.yLabel)
+    parts.push(
+      `<text transform="translate(18,${top + h / 2}) rotate(-90)" font-size="12" text-anchor="middle">${esc(options.yLabel)}</text>`,
+    );
   series.forEach((s, i) => {
-    const pts = xs.map((x, j) => [x, s.values[j]] as const).filter((p): p is readonly [number, number] => p[1] !== null && p[1] !== undefined);
-    parts.push(`<polyline fill="none" stroke="${palette(i)}" stroke-width="2" points="${pts.map(([x, v]) => `${X(x)},${Y(v)}`).join(' ')}"/>`);
+    const pts = xs
+      .map((x, j) => [x, s.values[j]] as const)
+      .filter((p): p is readonly [number, number] => p[1] !== null && p[1] !== undefined);
+    parts.push(
+      `<polyline fill="none" stroke="${palette(i)}" stroke-width="2" points="${pts.map(([x, v]) => `${X(x)},${Y(v)}`).join(' ')}"/>`,
+    );
     for (const [x, v] of pts) parts.push(`<circle cx="${X(x)}" cy="${Y(v)}" r="4" fill="${palette(i)}"/>`);
-    parts.push(`<rect x="${left + i * 130}" y="${top + h + 54}" width="12" height="12" fill="${palette(i)}"/>`);
+    parts.push(
+      `<rect x="${left + i * 130}" y="${top + h + 54}" width="12" height="12" fill="${palette(i)}"/>`,
+    );
     parts.push(`<text x="${left + i * 130 + 16}" y="${top + h + 64}" font-size="12">${esc(s.name)}</text>`);
   });
   return svgToPng(svgDoc(left + w + 30, top + h + 80, parts.join('')));

@@ -101,24 +101,43 @@ function markdown(report: EvaluationReport, classNames?: readonly string[]): str
     '| protocol | top-1 (%) | top-5 (%) | seconds |',
     '|---|---:|---:|---:|',
   ];
-  if (report.knn1) lines.push(`| 1-NN (cosine) | ${f(report.summary.nn)} | — | ${report.seconds.knn1?.toFixed(1)} |`);
+  if (report.knn1)
+    lines.push(`| 1-NN (cosine) | ${f(report.summary.nn)} | — | ${report.seconds.knn1?.toFixed(1)} |`);
   if (report.knn20) {
-    lines.push(`| 20-NN weighted (τ 0.07) | ${f(report.summary.knn20)} | ${f(pct(report.knn20.top5))} | ${report.seconds.knn20?.toFixed(1)} |`);
+    lines.push(
+      `| 20-NN weighted (τ 0.07) | ${f(report.summary.knn20)} | ${f(pct(report.knn20.top5))} | ${report.seconds.knn20?.toFixed(1)} |`,
+    );
   }
   if (report.linear) {
-    lines.push(`| linear probe (best of ${report.linear.epochs.length} epochs, epoch ${report.linear.bestEpoch}) | ${f(report.summary.linear)} | ${f(pct(report.linear.top5))} | ${report.seconds.linear?.toFixed(1)} |`);
+    lines.push(
+      `| linear probe (best of ${report.linear.epochs.length} epochs, epoch ${report.linear.bestEpoch}) | ${f(report.summary.linear)} | ${f(pct(report.linear.top5))} | ${report.seconds.linear?.toFixed(1)} |`,
+    );
   }
   if (report.cluster) {
-    lines.push(`| cluster alignment (val) | ${f(report.summary.ca)} | — | ${report.seconds.cluster?.toFixed(1)} |`);
+    lines.push(
+      `| cluster alignment (val) | ${f(report.summary.ca)} | — | ${report.seconds.cluster?.toFixed(1)} |`,
+    );
     lines.push(`| cluster alignment (train) | ${f(pct(report.cluster.trainAccuracy))} | — | |`);
     const c = report.cluster;
-    lines.push('', '## Cluster → class mapping', '', '| cluster | class | precision on train |', '|---:|---|---:|');
+    lines.push(
+      '',
+      '## Cluster → class mapping',
+      '',
+      '| cluster | class | precision on train |',
+      '|---:|---|---:|',
+    );
     c.mapping.forEach((l, k) => {
       const name = l < 0 ? '(unmapped)' : (classNames?.[l] ?? `class ${l}`);
       lines.push(`| ${k} | ${name} | ${l < 0 ? '—' : (c.score[k * c.numClasses + l]! * 100).toFixed(1)} |`);
     });
   }
-  if (report.files.length) lines.push('', '## Pictures', '', ...report.files.filter((x) => x.endsWith('.png')).map((x) => `![${x}](${x})`));
+  if (report.files.length)
+    lines.push(
+      '',
+      '## Pictures',
+      '',
+      ...report.files.filter((x) => x.endsWith('.png')).map((x) => `![${x}](${x})`),
+    );
   return `${lines.join('\n')}\n`;
 }
 
@@ -128,7 +147,12 @@ function toJson(report: EvaluationReport): unknown {
     summary: report.summary,
     seconds: report.seconds,
     knn1: report.knn1 && { top1: report.knn1.top1 },
-    knn20: report.knn20 && { top1: report.knn20.top1, top5: report.knn20.top5, vote: 'weighted', temperature: 0.07 },
+    knn20: report.knn20 && {
+      top1: report.knn20.top1,
+      top5: report.knn20.top5,
+      vote: 'weighted',
+      temperature: 0.07,
+    },
     linear: report.linear && {
       top1: report.linear.top1,
       top5: report.linear.top5,
@@ -177,7 +201,8 @@ async function writeReport(
         join(dir, 'clusters.png'),
         await clusterMontagePng(options.trainDataset, c.trainClusters, {
           seed: options.seed ?? 0,
-          rowLabel: (k) => `cluster ${k} → ${c.mapping[k]! < 0 ? '—' : (names?.[c.mapping[k]!] ?? c.mapping[k])}`,
+          rowLabel: (k) =>
+            `cluster ${k} → ${c.mapping[k]! < 0 ? '—' : (names?.[c.mapping[k]!] ?? c.mapping[k])}`,
         }),
       );
       report.files.push('clusters.png');

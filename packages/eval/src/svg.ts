@@ -12,7 +12,18 @@ export async function svgToPng(svg: string): Promise<Buffer> {
 
 /** Ten distinguishable colours (Tableau 10), then a hue wheel. */
 export function palette(i: number): string {
-  const tab10 = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+  const tab10 = [
+    '#4e79a7',
+    '#f28e2b',
+    '#e15759',
+    '#76b7b2',
+    '#59a14f',
+    '#edc948',
+    '#b07aa1',
+    '#ff9da7',
+    '#9c755f',
+    '#bab0ac',
+  ];
   return i < tab10.length ? tab10[i]! : `hsl(${(i * 137.5) % 360}, 60%, 50%)`;
 }
 
