@@ -16,7 +16,7 @@ describe("alignClusters (golden: the paper's normalised score, not raw counts)",
   it('matches counts, scores, mapping and both accuracies', () => {
     const a = alignClusters(tc, tl, vc, vl, k, c);
     expect(Array.from(a.counts)).toEqual(golden.counts.flat());
-    golden.score.flat().forEach((s: number, i: number) => expect(a.score[i]).toBeCloseTo(s, 12));
+    for (const [i, s] of (golden.score.flat() as number[]).entries()) expect(a.score[i]).toBeCloseTo(s, 12);
     expect(Array.from(a.mapping)).toEqual(golden.mapping);
     expect(a.trainAccuracy).toBeCloseTo(golden.train_accuracy, 12);
     expect(a.valAccuracy).toBeCloseTo(golden.val_accuracy, 12);

@@ -46,9 +46,9 @@ describe('k-NN votes (golden)', () => {
     const v = voteNeighbors(neighbors, sims, golden.k, labels, golden.num_classes, 'weighted', golden.tau);
     const want = golden.knn20_weighted.scores.flat();
     const scale = Math.max(...want.map(Math.abs));
-    want.forEach((w, i) =>
-      expect(Math.abs(v.scores[i]! - w)).toBeLessThanOrEqual(1e-5 * Math.abs(w) + 1e-6 * scale),
-    );
+    for (const [i, w] of want.entries()) {
+      expect(Math.abs(v.scores[i]! - w)).toBeLessThanOrEqual(1e-5 * Math.abs(w) + 1e-6 * scale);
+    }
     expect(Array.from(v.predictions)).toEqual(golden.knn20_weighted.predictions);
   });
 });
