@@ -1,0 +1,273 @@
+#!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { CompressError } from '@compress/core';
+import type { Protocol } from '@compress/eval';
+import { exportOnnx, loadStudent, selectBackend } from '@compress/students';
+import { cacheTeacherFeatures } from '@compress/teacher';
+import { Command, Option } from 'commander';
+import { type ConfigFlags, resolveConfig } from './options.js';
+import { createReporter } from './progress.js';
+import { StoppedError, reproduce, tableMarkdown } from './reproduce.js';
+import { evalTransform, openSplits, openTeacher } from './resources.js';
+import { RunDir } from './run-dir.js';
+import { train } from './train.js';
+import { type EvalSource, evaluateSource } from './evaluate.js';
+import { methods } from './config.js';
+
+const version = (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+interface Common {
+  out: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** SIGINT/SIGTERM: the first asks the running command to checkpoint and stop; the second exits. */
+function stopSignal(info: (m: string) => void): AbortSignal {
+  const controller = new AbortController();
+  const handler = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(signal === 'SIGINT' ? 130 : 143);
+    info(`${signal}: saving a checkpoint after this step (again to quit at once)`);
+    process.exitCode = signal === 'SIGINT' ? 130 : 143;
+    controller.abort();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return controller.signal;
+}
+
+function emit(options: Common, value: unknown): void {
+  if (options.json) process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+function configOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'config file (JSON or YAML); flags override it')
+    .addOption(new Option('--preset <name>', 'preset').choices(['fashion-mnist', 'imagenet']))
+    .addOption(new Option('--budget <budget>', 'run length').choices(['quick', 'full']))
+    .option('--seed <n>', 'seed of everything random')
+    .addOption(new Option('--dataset <name>').choices(['fashion-mnist', 'cifar10', 'image-folder']))
+    .option('--data-root <dir>', 'dataset directory (image-folder: with train/ and val/)')
+    .option('--workers <n>', 'decode/augment worker threads')
+    .option('--train-subset <n>', 'train on a seeded subset of this many images')
+    .option('--teacher <source>', '"builtin", an .onnx model, a feature cache, or a JS module exporting a Teacher')
+    .addOption(new Option('--teacher-layout <layout>').choices(['NCHW', 'NHWC']))
+    .option('--teacher-normalize <norm>', 'imagenet | none | "mean,std" | "m1,…,mC,s1,…,sC"')
+    .addOption(new Option('--teacher-channels <c>', 'channels the teacher takes (3: gray images repeated)').choices(['1', '3']))
+    .addOption(new Option('--teacher-providers <p>').choices(['auto', 'cpu', 'cuda']))
+    .option('--student <arch>', 'student architecture (alexnet, resnet18, resnet50, mobilenetv2, *-small)')
+    .option('--width <w>', 'student width multiplier')
+    .option('--epochs <n>')
+    .option('--max-steps <n>', 'stop after this many steps')
+    .option('--batch-size <n>')
+    .option('--lr <lr>')
+    .option('--queue-size <K>')
+    .option('--temperature <T>');
+}
+
+const program = new Command()
+  .name('compress-ssl')
+  .description('CompRess (NeurIPS 2020): compress a self-supervised teacher into a small student, and evaluate it.')
+  .version(version)
+  .showHelpAfterError();
+
+configOptions(
+  program
+    .command('train')
+    .description('train a student with a CompRess variant or a baseline')
+    .addOption(new Option('--method <method>', 'CompRess variant or baseline').choices(methods as unknown as string[]))
+    .requiredOption('--out <dir>', 'run directory')
+    .option('--resume', 'continue the run in --out from its latest checkpoint')
+    .option('--json', 'print the result as one JSON object on stdout')
+    .option('--quiet', 'no progress output'),
+).action(async (flags: ConfigFlags & Common & { resume?: boolean }) => {
+  const reporter = createReporter({ quiet: flags.quiet ?? false });
+  const config = await resolveConfig(flags);
+  const result = await train({
+    config,
+    out: resolve(flags.out),
+    resume: flags.resume ?? false,
+    reporter,
+    signal: stopSignal(reporter.info),
+  });
+  reporter.info(
+    `${result.stopped ? 'stopped' : 'trained'} ${config.method} for ${result.steps} steps (${result.imagesPerSecond.toFixed(0)} images/s); checkpoint ${result.checkpoint}`,
+  );
+  emit(flags, result);
+});
+
+configOptions(
+  program
+    .command('cache-teacher')
+    .description("write the teacher's features of a split to a feature cache (resumes when killed)")
+    .requiredOption('--out <dir>', 'directory of the cache file')
+    .addOption(new Option('--split <split>').choices(['train', 'test']).default('train'))
+    .addOption(new Option('--dtype <dtype>').choices(['float32', 'float16']).default('float32'))
+    .option('--json', 'print the result as one JSON object on stdout')
+    .option('--quiet', 'no progress output'),
+).action(async (flags: ConfigFlags & Common & { split: 'train' | 'test'; dtype: 'float32' | 'float16' }) => {
+  const reporter = createReporter({ quiet: flags.quiet ?? false });
+  const config = await resolveConfig(flags);
+  const run = await RunDir.open(resolve(flags.out));
+  const splits = await openSplits(config);
+  const dataset = flags.split === 'train' ? splits.train : splits.test;
+  const teacher = await openTeacher(config, splits.train, reporter.info);
+  const file = run.file(`teacher-${flags.split}.fcache`);
+  try {
+    const transform = evalTransform(config, dataset);
+    const summary = await cacheTeacherFeatures(teacher, dataset, file, {
+      dtype: flags.dtype,
+      ...(transform ? { transform } : {}),
+      onProgress: (e) => reporter.progress({ ...e, phase: 'cache-teacher' }),
+    });
+    reporter.done();
+    reporter.info(`teacher features of ${dataset.name}: ${file}`);
+    emit(flags, { ...summary, file });
+  } finally {
+    await teacher.dispose();
+  }
+});
+
+configOptions(
+  program
+    .command('eval')
+    .description('evaluate frozen features: k-NN, linear probe, cluster alignment, or all')
+    .argument('<protocol>', 'knn | linear | cluster | all')
+    .requiredOption('--out <dir>', 'where the report and pictures go')
+    .option('--checkpoint <file>', 'a student checkpoint (or a training run directory)')
+    .option('--raw-pixels', 'evaluate raw pixels')
+    .option('--random-init', 'evaluate the untrained student')
+    .option('--json', 'print the result as one JSON object on stdout')
+    .option('--quiet', 'no progress output'),
+).action(
+  async (
+    protocol: string,
+    flags: ConfigFlags & Common & { checkpoint?: string; rawPixels?: boolean; randomInit?: boolean },
+  ) => {
+    const protocols: Protocol[] | undefined =
+      protocol === 'all' ? undefined : (['knn', 'linear', 'cluster'] as const).includes(protocol as Protocol) ? [protocol as Protocol] : [];
+    if (protocols && protocols.length === 0) {
+      throw new CompressError('CONFIG', `eval: protocol must be knn, linear, cluster or all, found "${protocol}"`, {
+        input: 'protocol',
+      });
+    }
+    const reporter = createReporter({ quiet: flags.quiet ?? false });
+    const config = await resolveConfig(flags);
+    const splits = await openSplits(config);
+    const chosen = [flags.checkpoint, flags.rawPixels, flags.randomInit, flags.teacher].filter(Boolean).length;
+    if (chosen !== 1) {
+      throw new CompressError(
+        'CONFIG',
+        'eval: name exactly one thing to evaluate: --checkpoint <file|run dir>, --teacher <source>, --raw-pixels or --random-init',
+        { input: 'eval' },
+      );
+    }
+    let source: EvalSource;
+    let name: string;
+    if (flags.checkpoint) {
+      source = { kind: 'student', checkpoint: await checkpointOf(flags.checkpoint) };
+      name = 'student';
+    } else if (flags.rawPixels) {
+      source = { kind: 'raw-pixels' };
+      name = 'raw-pixels';
+    } else if (flags.randomInit) {
+      source = { kind: 'random-init' };
+      name = 'random-init';
+    } else {
+      source = { kind: 'teacher', teacher: await openTeacher(config, splits.train, reporter.info) };
+      name = 'teacher';
+    }
+    try {
+      const report = await evaluateSource({
+        config,
+        splits,
+        source,
+        name,
+        outDir: resolve(flags.out),
+        reporter,
+        ...(protocols ? { protocols } : {}),
+      });
+      reporter.info(await readFile(join(resolve(flags.out), 'report.md'), 'utf8'));
+      emit(flags, { name, summary: report.summary, seconds: report.seconds, files: report.files });
+    } finally {
+      if (source.kind === 'teacher') await source.teacher.dispose();
+    }
+  },
+);
+
+/** A checkpoint file, or a training run directory's latest checkpoint. */
+async function checkpointOf(path: string): Promise<string> {
+  const p = resolve(path);
+  if (p.endsWith('.ckpt')) return p;
+  const latest = await (await RunDir.open(p)).latestCheckpoint();
+  if (!latest) {
+    throw new CompressError('NOT_FOUND', `${p}: neither a .ckpt file nor a run directory with checkpoints`, { input: p });
+  }
+  return join(latest.dir, 'student.ckpt');
+}
+
+program
+  .command('export')
+  .description('export a trained student')
+  .argument('<format>', 'onnx')
+  .requiredOption('--checkpoint <file>', 'a student checkpoint (or a training run directory)')
+  .requiredOption('--out <dir>', 'directory of the exported model')
+  .addOption(new Option('--layout <layout>', 'input layout of the exported model').choices(['NCHW', 'NHWC']).default('NCHW'))
+  .option('--json', 'print the result as one JSON object on stdout')
+  .action(async (format: string, flags: Common & { checkpoint: string; layout: 'NCHW' | 'NHWC' }) => {
+    if (format !== 'onnx') {
+      throw new CompressError('CONFIG', `export: the only format is onnx, found "${format}"`, { input: 'format' });
+    }
+    const reporter = createReporter();
+    await selectBackend({ log: reporter.info });
+    const student = await loadStudent(await checkpointOf(flags.checkpoint));
+    const run = await RunDir.open(resolve(flags.out));
+    const file = run.file('student.onnx');
+    await exportOnnx(student, file, { layout: flags.layout });
+    student.dispose();
+    reporter.info(`exported ${student.spec.name} (${student.spec.featureDim}-d features, ${flags.layout}) to ${file}`);
+    emit(flags, { file, student: student.spec });
+  });
+
+configOptions(
+  program
+    .command('reproduce')
+    .description("reproduce the paper's Table 1 on a preset: raw pixels, teacher, baselines and the three variants")
+    .requiredOption('--out <dir>', 'run directory (rerun the same command to continue a stopped reproduction)')
+    .option('--ablations', 'also k-NN accuracy against the temperature and the queue size')
+    .option('--json', 'print the result as one JSON object on stdout')
+    .option('--quiet', 'no progress output'),
+).action(async (flags: ConfigFlags & Common & { ablations?: boolean }) => {
+  const reporter = createReporter({ quiet: flags.quiet ?? false });
+  const config = await resolveConfig(flags);
+  try {
+    const result = await reproduce({
+      config,
+      out: resolve(flags.out),
+      ablations: flags.ablations ?? false,
+      reporter,
+      signal: stopSignal(reporter.info),
+    });
+    process.stderr.write(`\n${tableMarkdown(result, config)}\n`);
+    reporter.info(`results in ${join(resolve(flags.out), 'results')}`);
+    emit(flags, result);
+  } catch (error) {
+    if (error instanceof StoppedError) {
+      reporter.info(error.message);
+      return;
+    }
+    throw error;
+  }
+});
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CompressError) {
+    process.stderr.write(`compress-ssl: ${error.message}\n`);
+    process.exitCode = error.code === 'CONFIG' ? 2 : 1;
+  } else {
+    throw error;
+  }
+}

@@ -1,0 +1,100 @@
+import type { Teacher } from '@compress/core';
+import { type EvaluationReport, type FeatureExtractor, type Protocol, evaluateFeatures, extractFeatures, rawPixels } from '@compress/eval';
+import { type Student, createStudent, loadStudent, selectBackend } from '@compress/students';
+import type { Config } from './config.js';
+import { studentExtractor } from './extractors.js';
+import type { Reporter } from './progress.js';
+import { type Splits, evalTransform, subsetDataset, subsetIndices } from './resources.js';
+
+/** What is evaluated: a trained student, a teacher, raw pixels, or an untrained student. */
+export type EvalSource =
+  | { kind: 'student'; checkpoint: string }
+  | { kind: 'teacher'; teacher: Teacher }
+  | { kind: 'raw-pixels' }
+  | { kind: 'random-init' };
+
+export interface EvaluateOptions {
+  config: Config;
+  splits: Splits;
+  source: EvalSource;
+  /** Row name in tables. */
+  name: string;
+  /** Where report.md, report.json and the pictures go. */
+  outDir: string;
+  protocols?: Protocol[];
+  reporter: Reporter;
+}
+
+/**
+ * Runs the paper's evaluations (1-NN and 20-NN, linear probe, cluster alignment) on frozen features
+ * of the train and test splits (seeded subsets when the config's budget asks for them).
+ */
+export async function evaluateSource(options: EvaluateOptions): Promise<EvaluationReport> {
+  const { config, splits, source, reporter } = options;
+  let student: Student | null = null;
+  let extractor: FeatureExtractor;
+  switch (source.kind) {
+    case 'student':
+      await selectBackend({ log: (m) => reporter.info(m) });
+      student = await loadStudent(source.checkpoint);
+      extractor = studentExtractor(student);
+      break;
+    case 'random-init':
+      await selectBackend({ log: (m) => reporter.info(m) });
+      student = createStudent(config.student.arch, {
+        seed: config.seed,
+        channels: splits.shape[2],
+        inputSize: config.augment.size,
+        width: config.student.width,
+      });
+      extractor = studentExtractor(student);
+      break;
+    case 'teacher':
+      extractor = source.teacher;
+      break;
+    case 'raw-pixels':
+      extractor = rawPixels(splits.shape);
+      break;
+  }
+  try {
+    const transform = evalTransform(config, splits.train);
+    const trainSet = subsetDataset(
+      splits.train,
+      subsetIndices(splits.train.length, config.data.evalTrainSubset, config.seed, 'eval-train'),
+    );
+    const testSet = subsetDataset(
+      splits.test,
+      subsetIndices(splits.test.length, config.data.evalTestSubset, config.seed, 'eval-test'),
+    );
+    const opts = {
+      batchSize: config.eval.batchSize,
+      ...(transform ? { transform } : {}),
+    };
+    const train = await extractFeatures(extractor, trainSet, {
+      ...opts,
+      onProgress: (e) => reporter.progress({ ...e, phase: `${options.name}: train features` }),
+    });
+    const test = await extractFeatures(extractor, testSet, {
+      ...opts,
+      onProgress: (e) => reporter.progress({ ...e, phase: `${options.name}: test features` }),
+    });
+    const report = await evaluateFeatures(train.features, train.labels, test.features, test.labels, {
+      name: options.name,
+      ...(options.protocols ? { protocols: options.protocols } : {}),
+      classNames: splits.classes,
+      linear: {
+        epochs: config.eval.linearEpochs,
+        milestones: config.eval.linearMilestones,
+        numClasses: splits.classes.length,
+        onProgress: (e) => reporter.progress({ ...e, phase: `${options.name}: linear probe` }),
+      },
+      seed: config.seed,
+      outDir: options.outDir,
+      trainDataset: trainSet,
+    });
+    reporter.done();
+    return report;
+  } finally {
+    student?.dispose();
+  }
+}

@@ -1,0 +1,85 @@
+import { CompressError } from '@compress/core';
+import type { Budget, Config, Method, PresetName } from './config.js';
+
+/**
+ * The paper's settings (CompRess, NeurIPS 2020, §4): K = 128000, T = 0.04, batch 256, SGD lr 0.01,
+ * momentum 0.9, weight decay 1e-4, 130 epochs with lr ×0.2 at 90 and 120, RandomResizedCrop(224,
+ * scale 0.08–1) + flip; students ResNet-18 / AlexNet / MobileNetV2 / ResNet-50.
+ */
+const imagenet: Omit<Config, 'budget' | 'method'> = {
+  preset: 'imagenet',
+  seed: 0,
+  data: { dataset: 'image-folder', workers: 2 },
+  teacher: { source: '', layout: 'NCHW', normalize: 'imagenet', channels: 3, providers: 'auto', threads: 0 },
+  student: { arch: 'resnet18', width: 1 },
+  loss: { temperature: 0.04, queueSize: 128000, keyMomentum: 0.999, ccClusters: 16000 },
+  optim: {
+    batchSize: 256,
+    epochs: 130,
+    lr: 0.01,
+    momentum: 0.9,
+    weightDecay: 1e-4,
+    milestones: [90, 120],
+    gamma: 0.2,
+  },
+  augment: { size: 224, scale: [0.08, 1], ratio: [3 / 4, 4 / 3], flip: true },
+  schedule: { checkpointEvery: 1000, logEvery: 50, monitorEvery: 0, monitorSize: 10000 },
+  eval: { linearEpochs: 40, linearMilestones: [15, 30, 40], batchSize: 256 },
+};
+
+/**
+ * The embedded default: Fashion-MNIST (60000 train / 10000 test, 28×28×1), the built-in
+ * self-supervised teacher, a small student. The queue holds about 10% of the training set, as
+ * 128000 is of ImageNet's 1.28 M. Crops keep at least 20% of the 28 px image: at 8% a crop is
+ * under 8×8 source pixels.
+ */
+const fashionMnist: Omit<Config, 'budget' | 'method'> = {
+  preset: 'fashion-mnist',
+  seed: 0,
+  data: { dataset: 'fashion-mnist', workers: 1 },
+  teacher: { source: 'builtin', providers: 'cpu', threads: 1 },
+  student: { arch: 'alexnet-small', width: 0.25 },
+  loss: { temperature: 0.04, queueSize: 8192, keyMomentum: 0.999, ccClusters: 500 },
+  optim: {
+    batchSize: 256,
+    epochs: 30,
+    lr: 0.05,
+    momentum: 0.9,
+    weightDecay: 1e-4,
+    milestones: [20, 26],
+    gamma: 0.2,
+  },
+  augment: { size: 28, scale: [0.2, 1], ratio: [3 / 4, 4 / 3], flip: true },
+  schedule: { checkpointEvery: 200, logEvery: 20, monitorEvery: 0, monitorSize: 2000 },
+  eval: { linearEpochs: 40, linearMilestones: [15, 30, 40], batchSize: 512 },
+};
+
+/** What `quick` changes: a run of minutes on a 2-core CPU, same protocol, fewer steps. */
+const quick: Record<PresetName, Partial<{ [K in keyof Config]: Partial<Config[K]> }>> = {
+  'fashion-mnist': {
+    optim: { epochs: 2, milestones: [], maxSteps: 300 } as Partial<Config['optim']>,
+    eval: { linearEpochs: 10, linearMilestones: [6, 8] },
+    data: { trainSubset: 20000 } as Partial<Config['data']>,
+  },
+  imagenet: {
+    optim: { epochs: 1, milestones: [], maxSteps: 200 } as Partial<Config['optim']>,
+    eval: { linearEpochs: 5, linearMilestones: [3, 4] },
+  },
+};
+
+/** The full config of a preset, budget and method, before file and flag overrides. */
+export function presetConfig(preset: PresetName, budget: Budget, method: Method): Config {
+  const base = preset === 'fashion-mnist' ? fashionMnist : preset === 'imagenet' ? imagenet : undefined;
+  if (!base) {
+    throw new CompressError('CONFIG', `unknown preset "${preset}"; expected one of: fashion-mnist, imagenet`, {
+      input: 'preset',
+    });
+  }
+  const config = structuredClone({ ...base, budget, method }) as Config;
+  if (budget === 'quick') {
+    for (const [key, value] of Object.entries(quick[preset])) {
+      Object.assign(config[key as keyof Config] as object, value);
+    }
+  }
+  return config;
+}

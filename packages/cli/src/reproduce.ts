@@ -1,0 +1,265 @@
+import { join } from 'node:path';
+import { type Teacher, writeFileAtomic } from '@compress/core';
+import { type EvaluationReport, barChartPng, lineChartPng } from '@compress/eval';
+import type { Config, Method } from './config.js';
+import { type EvalSource, evaluateSource } from './evaluate.js';
+import type { Reporter } from './progress.js';
+import { type Splits, openSplits, openTeacher } from './resources.js';
+import { RunDir } from './run-dir.js';
+import { type TrainResult, clusterPseudoLabels, train } from './train.js';
+
+/** A row of the paper's Table 1, in percent. */
+export interface TableRow {
+  method: 'raw-pixels' | 'teacher' | 'random-init' | Method;
+  linear: number | null;
+  nn: number | null;
+  ca: number | null;
+}
+
+export interface ReproduceResult {
+  rows: TableRow[];
+  preset: string;
+  budget: string;
+  seed: number;
+  wallSeconds: number;
+  /** Present with --ablations: 1-NN accuracy (%) of the momentum variant against T and K. */
+  ablations?: { temperature: { value: number; nn: number | null }[]; queueSize: { value: number; nn: number | null }[] };
+}
+
+/** Table 1's rows in the paper's order. */
+export const tableOrder: TableRow['method'][] = [
+  'raw-pixels',
+  'teacher',
+  'random-init',
+  'supervised',
+  'cc',
+  'reg',
+  'reg-bn',
+  'no-momentum',
+  'momentum',
+  'one-queue',
+];
+
+const labels: Record<TableRow['method'], string> = {
+  'raw-pixels': 'Raw pixels',
+  teacher: 'Teacher',
+  'random-init': 'Random init (student)',
+  supervised: 'Supervised (student)',
+  cc: 'CC',
+  reg: 'Reg',
+  'reg-bn': 'Reg-BN',
+  'no-momentum': 'CompRess, no momentum (2q)',
+  momentum: 'CompRess, momentum (Ours-2q)',
+  'one-queue': 'CompRess, one queue (Ours-1q)',
+};
+
+export interface ReproduceOptions {
+  /** The base config (preset, budget, seed and overrides); `method` is set per row. */
+  config: Config;
+  out: string;
+  ablations?: boolean;
+  reporter: Reporter;
+  signal?: AbortSignal;
+}
+
+/** The training methods of the reproduction, in table order. */
+const trained: Method[] = ['supervised', 'cc', 'reg', 'reg-bn', 'no-momentum', 'momentum', 'one-queue'];
+
+/** Markdown of the results table. */
+export function tableMarkdown(result: ReproduceResult, config: Config): string {
+  const f = (x: number | null) => (x === null ? '—' : x.toFixed(1));
+  const student = `${config.student.arch}${config.student.width !== 1 ? ` ×${config.student.width}` : ''}`;
+  const lines = [
+    `# CompRess reproduction: ${result.preset} (${result.budget} budget)`,
+    '',
+    `Student ${student}; teacher ${config.teacher.source}; K = ${config.loss.queueSize}, T = ${config.loss.temperature}; ` +
+      `${config.optim.epochs} epoch(s)${config.optim.maxSteps ? `, at most ${config.optim.maxSteps} steps` : ''} of batch ${config.optim.batchSize}` +
+      `${config.data.trainSubset ? ` on ${config.data.trainSubset} training images` : ''}; seed ${result.seed}; wall time ${(result.wallSeconds / 60).toFixed(1)} min.`,
+    '',
+    'Top-1 accuracy (%) on the test split, the columns of the paper\'s Table 1: Linear = linear probe on frozen features,',
+    'NN = 1-nearest-neighbour (cosine), CA = cluster alignment (k-means with k = classes, Hungarian mapping).',
+    '',
+    '| method | Linear | NN | CA |',
+    '|---|---:|---:|---:|',
+    ...result.rows.map((r) => `| ${labels[r.method]} | ${f(r.linear)} | ${f(r.nn)} | ${f(r.ca)} |`),
+  ];
+  if (result.ablations) {
+    lines.push('', '## Ablations (momentum variant, 1-NN %)', '', '| T | NN |', '|---:|---:|');
+    for (const a of result.ablations.temperature) lines.push(`| ${a.value} | ${f(a.nn)} |`);
+    lines.push('', '| K | NN |', '|---:|---:|');
+    for (const a of result.ablations.queueSize) lines.push(`| ${a.value} | ${f(a.nn)} |`);
+  }
+  if (result.budget === 'quick') {
+    lines.push(
+      '',
+      '_Quick budget: a few minutes of training per row on a 2-core CPU, evaluations on subsets — it shows the ' +
+        'pipeline end to end, not the converged numbers; `--budget full` is the reproduction._',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function cached<T>(run: RunDir, name: string, compute: () => Promise<T>): Promise<T> {
+  const saved = await run.readJson<T>(name);
+  if (saved !== null) return saved;
+  const value = await compute();
+  await run.writeJson(name, value);
+  return value;
+}
+
+/**
+ * The reproduction of the paper's Table 1 on a preset: raw pixels, the teacher, the untrained
+ * student, the supervised / CC / Reg / Reg-BN baselines and the three CompRess variants, each
+ * evaluated with the linear probe, 1-NN and cluster alignment. Every finished piece is kept in the
+ * run directory, so a killed reproduction continues where it stopped.
+ */
+export async function reproduce(options: ReproduceOptions): Promise<ReproduceResult> {
+  const { config, reporter } = options;
+  const started = performance.now();
+  const run = await RunDir.open(options.out);
+  await run.writeJson('config.json', config);
+  const splits: Splits = await openSplits(config);
+  const teacher: Teacher = await openTeacher(config, splits.train, reporter.info);
+  const rows: TableRow[] = [];
+  const summary = (method: TableRow['method'], r: { summary: EvaluationReport['summary'] }): TableRow => ({
+    method,
+    linear: r.summary.linear,
+    nn: r.summary.nn,
+    ca: r.summary.ca,
+  });
+  const evaluate = (name: string, source: EvalSource, protocols?: ('knn' | 'linear' | 'cluster')[]) =>
+    cached(run, join('eval', name, 'summary.json'), async () => {
+      reporter.info(`evaluating ${name}`);
+      const r = await evaluateSource({
+        config,
+        splits,
+        source,
+        name,
+        outDir: run.file('eval', name),
+        reporter,
+        ...(protocols ? { protocols } : {}),
+      });
+      return { summary: r.summary, seconds: r.seconds };
+    });
+  try {
+    rows.push(summary('raw-pixels', await evaluate('raw-pixels', { kind: 'raw-pixels' })));
+    rows.push(summary('teacher', await evaluate('teacher', { kind: 'teacher', teacher })));
+    rows.push(summary('random-init', await evaluate('random-init', { kind: 'random-init' })));
+    let pseudoLabels: Int32Array | undefined;
+    const trainRun = async (name: string, cfg: Config): Promise<TrainResult | null> => {
+      const done = await run.readJson<TrainResult>(join('runs', name, 'train-result.json'));
+      if (done) return done;
+      if (cfg.method === 'cc' && !pseudoLabels) pseudoLabels = await clusterPseudoLabels(cfg, splits, teacher, reporter);
+      reporter.info(`training ${name}`);
+      const out = run.file('runs', name);
+      const existing = await (await RunDir.open(out)).latestCheckpoint();
+      const result = await train({
+        config: cfg,
+        out,
+        resume: existing !== null,
+        reporter,
+        splits,
+        teacher,
+        ...(pseudoLabels ? { pseudoLabels } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      if (result.stopped) return null;
+      await run.writeJson(join('runs', name, 'train-result.json'), result);
+      return result;
+    };
+    for (const method of trained) {
+      const result = await trainRun(method, { ...config, method });
+      if (!result) throw new StoppedError();
+      rows.push(summary(method, await evaluate(method, { kind: 'student', checkpoint: result.checkpoint })));
+    }
+    const result: ReproduceResult = {
+      rows,
+      preset: config.preset,
+      budget: config.budget,
+      seed: config.seed,
+      wallSeconds: 0,
+    };
+    if (options.ablations) {
+      const nnOf = async (name: string, cfg: Config) => {
+        const r = await trainRun(name, cfg);
+        if (!r) throw new StoppedError();
+        return (await evaluate(name, { kind: 'student', checkpoint: r.checkpoint }, ['knn'])).summary.nn;
+      };
+      const base = { ...config, method: 'momentum' as const };
+      const momentumNn = rows.find((r) => r.method === 'momentum')?.nn ?? null;
+      const temperature = [];
+      for (const t of [0.02, 0.04, 0.07, 0.1, 1.0]) {
+        temperature.push({
+          value: t,
+          nn: t === config.loss.temperature ? momentumNn : await nnOf(`ablation-T${t}`, { ...base, loss: { ...base.loss, temperature: t } }),
+        });
+      }
+      const n = config.data.trainSubset ?? splits.train.length;
+      const sizes = [256, 1024, 4096, 16384, 65536, 128000].filter((k) => k < n / 2);
+      if (!sizes.includes(config.loss.queueSize)) sizes.push(config.loss.queueSize);
+      sizes.sort((a, b) => a - b);
+      const queueSize = [];
+      for (const k of sizes) {
+        queueSize.push({
+          value: k,
+          nn: k === config.loss.queueSize ? momentumNn : await nnOf(`ablation-K${k}`, { ...base, loss: { ...base.loss, queueSize: k } }),
+        });
+      }
+      result.ablations = { temperature, queueSize };
+    }
+    result.wallSeconds = (performance.now() - started) / 1000;
+    await writeResults(run, result, config);
+    return result;
+  } finally {
+    reporter.done();
+    await teacher.dispose();
+  }
+}
+
+/** Thrown when a stop signal interrupted the reproduction (its checkpoints are saved). */
+export class StoppedError extends Error {
+  constructor() {
+    super('stopped by a signal; rerun the same command to continue');
+    this.name = 'StoppedError';
+  }
+}
+
+async function writeResults(run: RunDir, result: ReproduceResult, config: Config): Promise<void> {
+  await run.writeJson(join('results', 'table.json'), result);
+  await writeFileAtomic(run.file('results', 'table.md'), tableMarkdown(result, config));
+  const cats = result.rows.map((r) => labels[r.method].replace(/ \(.*\)$/, ''));
+  await writeFileAtomic(
+    run.file('results', 'table.png'),
+    await barChartPng(
+      cats,
+      [
+        { name: 'Linear', values: result.rows.map((r) => r.linear) },
+        { name: 'NN', values: result.rows.map((r) => r.nn) },
+        { name: 'CA', values: result.rows.map((r) => r.ca) },
+      ],
+      { title: `CompRess on ${result.preset} (${result.budget}): top-1 %`, yLabel: 'top-1 accuracy (%)', yRange: [0, 100] },
+    ),
+  );
+  if (result.ablations) {
+    const t = result.ablations.temperature;
+    await writeFileAtomic(
+      run.file('results', 'ablation-temperature.png'),
+      await lineChartPng(t.map((a) => a.value), [{ name: 'NN', values: t.map((a) => a.nn) }], {
+        title: 'k-NN accuracy against the temperature T',
+        xLabel: 'T',
+        yLabel: '1-NN top-1 (%)',
+        logX: true,
+      }),
+    );
+    const k = result.ablations.queueSize;
+    await writeFileAtomic(
+      run.file('results', 'ablation-queue-size.png'),
+      await lineChartPng(k.map((a) => a.value), [{ name: 'NN', values: k.map((a) => a.nn) }], {
+        title: 'k-NN accuracy against the queue size K',
+        xLabel: 'K',
+        yLabel: '1-NN top-1 (%)',
+        logX: true,
+      }),
+    );
+  }
+}

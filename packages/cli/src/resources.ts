@@ -1,0 +1,177 @@
+import { open } from 'node:fs/promises';
+import { extname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CompressError, type Dataset, Rng, type Teacher } from '@compress/core';
+import {
+  centerCrop,
+  cifar10,
+  compose,
+  fashionMnist,
+  horizontalFlip,
+  imageFolder,
+  randomResizedCrop,
+  resize,
+  type Transform,
+} from '@compress/data';
+import { CachedTeacher, OnnxTeacher, createFashionMnistTeacher } from '@compress/teacher';
+import type { Config } from './config.js';
+
+export interface Splits {
+  train: Dataset;
+  test: Dataset;
+  /** `[H, W, C]` of the images after the evaluation transform. */
+  shape: [number, number, number];
+  classes: readonly string[];
+}
+
+/** Opens the train and test splits of the configured dataset. */
+export async function openSplits(config: Config): Promise<Splits> {
+  const { dataset, root } = config.data;
+  let train: Dataset;
+  let test: Dataset;
+  switch (dataset) {
+    case 'fashion-mnist':
+      train = await fashionMnist({ split: 'train', ...(root ? { root } : {}) });
+      test = await fashionMnist({ split: 'test', ...(root ? { root } : {}) });
+      break;
+    case 'cifar10':
+      if (!root) throw new CompressError('CONFIG', 'data.root: the cifar10 dataset needs its directory (--data-root)', { input: 'data.root' });
+      train = await cifar10({ split: 'train', root });
+      test = await cifar10({ split: 'test', root });
+      break;
+    case 'image-folder':
+      if (!root) {
+        throw new CompressError(
+          'CONFIG',
+          'data.root: the image-folder dataset needs a directory with train/ and val/ sub-folders of class folders (--data-root)',
+          { input: 'data.root' },
+        );
+      }
+      train = await imageFolder(join(root, 'train'));
+      test = await imageFolder(join(root, 'val'));
+      break;
+  }
+  const size = config.augment.size;
+  const channels = train.imageShape?.[2] ?? 3;
+  return { train, test, shape: [size, size, channels], classes: train.classes };
+}
+
+/** The paper's training augmentation: RandomResizedCrop + horizontal flip. */
+export function trainTransform(config: Config): Transform {
+  const { size, scale, ratio, flip } = config.augment;
+  const crop = randomResizedCrop(size, { scale, ratio });
+  return flip ? compose([crop, horizontalFlip(0.5)]) : crop;
+}
+
+/**
+ * The evaluation transform: resize (size / 0.875) + centre crop, as torchvision evaluations do;
+ * none when the images already have the training size (28 px Fashion-MNIST).
+ */
+export function evalTransform(config: Config, dataset: Dataset): Transform | null {
+  const size = config.augment.size;
+  const shape = dataset.imageShape;
+  if (shape && shape[0] === size && shape[1] === size) return null;
+  return compose([resize(Math.round(size / 0.875)), centerCrop(size)]);
+}
+
+/** A seeded subset of `n` dataset indices (sorted), or null for the whole dataset. */
+export function subsetIndices(length: number, n: number | undefined, seed: number, purpose: string): Int32Array | null {
+  if (n === undefined || n >= length) return null;
+  return new Rng(seed).fork(purpose).permutation(length).slice(0, n).sort();
+}
+
+/** A dataset restricted to some of its indices (for evaluation on a subset). */
+export function subsetDataset(dataset: Dataset, indices: Int32Array | null): Dataset {
+  if (!indices) return dataset;
+  return {
+    name: `${dataset.name}[${indices.length}]`,
+    length: indices.length,
+    classes: dataset.classes,
+    imageShape: dataset.imageShape,
+    fingerprint: `${dataset.fingerprint}/subset:${indices.length}`,
+    get: async (i: number) => {
+      const s = await dataset.get(indices[i]!);
+      return { ...s, index: i };
+    },
+  };
+}
+
+async function isFeatureCache(path: string): Promise<boolean> {
+  const handle = await open(path, 'r').catch((error) => {
+    throw new CompressError('NOT_FOUND', `teacher ${path} cannot be opened: ${(error as Error).message}`, {
+      input: path,
+      cause: error,
+    });
+  });
+  try {
+    const head = Buffer.alloc(8);
+    await handle.read(head, 0, 8, 0);
+    return head.toString('latin1') === 'CMPFEATS';
+  } finally {
+    await handle.close();
+  }
+}
+
+function checkTeacher(value: unknown, source: string): Teacher {
+  const t = value as Teacher;
+  if (!t || typeof t !== 'object' || !Number.isInteger(t.dim) || typeof t.embed !== 'function') {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `teacher module ${source}: expected its default export (or export "teacher") to be a Teacher { dim, embed(batch), dispose() } or a function returning one`,
+      { input: source },
+    );
+  }
+  if (typeof t.dispose !== 'function') Object.assign(t, { dispose: () => {} });
+  return t;
+}
+
+/**
+ * The teacher named by the config: `builtin` (the Fashion-MNIST teacher shipped with
+ * @compress/teacher), an `.onnx` file, a feature cache file, or a JS module that exports a Teacher
+ * (or a function that returns one).
+ */
+export async function openTeacher(config: Config, train: Dataset, log: (m: string) => void): Promise<Teacher> {
+  const t = config.teacher;
+  const providers: 'auto' | ['cpu'] | ['cuda'] = t.providers === 'auto' ? 'auto' : [t.providers];
+  const common = { providers, threads: t.threads, log: log as (m: string) => void };
+  if (t.source === 'builtin') {
+    if (config.data.dataset !== 'fashion-mnist') {
+      throw new CompressError(
+        'CONFIG',
+        `teacher.source "builtin" is the Fashion-MNIST teacher; dataset ${config.data.dataset} needs its own teacher (--teacher model.onnx)`,
+        { input: 'teacher.source' },
+      );
+    }
+    return createFashionMnistTeacher(common);
+  }
+  if (!t.source) {
+    throw new CompressError(
+      'CONFIG',
+      `teacher.source is empty: the ${config.preset} preset needs a teacher (--teacher model.onnx, a feature cache, or a module)`,
+      { input: 'teacher.source' },
+    );
+  }
+  const path = resolve(t.source);
+  const ext = extname(path).toLowerCase();
+  if (ext === '.onnx') {
+    const channels = t.channels === 3 && (train.imageShape?.[2] ?? 3) === 1 ? 'gray-to-rgb' : 'strict';
+    return OnnxTeacher.create(path, {
+      ...common,
+      ...(t.layout ? { inputLayout: t.layout } : {}),
+      normalize: t.normalize ?? 'none',
+      channels,
+    });
+  }
+  if (['.js', '.mjs', '.cjs', '.ts', '.mts'].includes(ext)) {
+    const mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    const exported = mod.default ?? mod.teacher;
+    const value = typeof exported === 'function' ? await (exported as (o: unknown) => unknown)({ dataset: train }) : exported;
+    return checkTeacher(value, path);
+  }
+  if (await isFeatureCache(path)) return CachedTeacher.open(path, { dataset: train });
+  throw new CompressError(
+    'INVALID_ARGUMENT',
+    `teacher ${path}: expected "builtin", an .onnx model, a feature cache written by cache-teacher, or a .js/.mjs module exporting a Teacher`,
+    { input: path },
+  );
+}
