@@ -6,16 +6,18 @@ import type { Protocol } from '@compress/eval';
 import { exportOnnx, loadStudent, selectBackend } from '@compress/students';
 import { cacheTeacherFeatures } from '@compress/teacher';
 import { Command, Option } from 'commander';
+import { methods } from './config.js';
+import { type EvalSource, evaluateSource } from './evaluate.js';
 import { type ConfigFlags, resolveConfig } from './options.js';
 import { createReporter } from './progress.js';
-import { StoppedError, reproduce, tableMarkdown } from './reproduce.js';
+import { reproduce, StoppedError, tableMarkdown } from './reproduce.js';
 import { evalTransform, openSplits, openTeacher } from './resources.js';
 import { RunDir } from './run-dir.js';
 import { train } from './train.js';
-import { type EvalSource, evaluateSource } from './evaluate.js';
-import { methods } from './config.js';
 
-const version = (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const version = (
+  JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 interface Common {
   out: string;
@@ -51,10 +53,18 @@ function configOptions(cmd: Command): Command {
     .option('--data-root <dir>', 'dataset directory (image-folder: with train/ and val/)')
     .option('--workers <n>', 'decode/augment worker threads')
     .option('--train-subset <n>', 'train on a seeded subset of this many images')
-    .option('--teacher <source>', '"builtin", an .onnx model, a feature cache, or a JS module exporting a Teacher')
+    .option(
+      '--teacher <source>',
+      '"builtin", an .onnx model, a feature cache, or a JS module exporting a Teacher',
+    )
     .addOption(new Option('--teacher-layout <layout>').choices(['NCHW', 'NHWC']))
     .option('--teacher-normalize <norm>', 'imagenet | none | "mean,std" | "m1,…,mC,s1,…,sC"')
-    .addOption(new Option('--teacher-channels <c>', 'channels the teacher takes (3: gray images repeated)').choices(['1', '3']))
+    .addOption(
+      new Option('--teacher-channels <c>', 'channels the teacher takes (3: gray images repeated)').choices([
+        '1',
+        '3',
+      ]),
+    )
     .addOption(new Option('--teacher-providers <p>').choices(['auto', 'cpu', 'cuda']))
     .option('--student <arch>', 'student architecture (alexnet, resnet18, resnet50, mobilenetv2, *-small)')
     .option('--width <w>', 'student width multiplier')
@@ -68,7 +78,9 @@ function configOptions(cmd: Command): Command {
 
 const program = new Command()
   .name('compress-ssl')
-  .description('CompRess (NeurIPS 2020): compress a self-supervised teacher into a small student, and evaluate it.')
+  .description(
+    'CompRess (NeurIPS 2020): compress a self-supervised teacher into a small student, and evaluate it.',
+  )
   .version(version)
   .showHelpAfterError();
 
@@ -76,7 +88,9 @@ configOptions(
   program
     .command('train')
     .description('train a student with a CompRess variant or a baseline')
-    .addOption(new Option('--method <method>', 'CompRess variant or baseline').choices(methods as unknown as string[]))
+    .addOption(
+      new Option('--method <method>', 'CompRess variant or baseline').choices(methods as unknown as string[]),
+    )
     .requiredOption('--out <dir>', 'run directory')
     .option('--resume', 'continue the run in --out from its latest checkpoint')
     .option('--json', 'print the result as one JSON object on stdout')
@@ -146,16 +160,26 @@ configOptions(
     flags: ConfigFlags & Common & { checkpoint?: string; rawPixels?: boolean; randomInit?: boolean },
   ) => {
     const protocols: Protocol[] | undefined =
-      protocol === 'all' ? undefined : (['knn', 'linear', 'cluster'] as const).includes(protocol as Protocol) ? [protocol as Protocol] : [];
+      protocol === 'all'
+        ? undefined
+        : (['knn', 'linear', 'cluster'] as const).includes(protocol as Protocol)
+          ? [protocol as Protocol]
+          : [];
     if (protocols && protocols.length === 0) {
-      throw new CompressError('CONFIG', `eval: protocol must be knn, linear, cluster or all, found "${protocol}"`, {
-        input: 'protocol',
-      });
+      throw new CompressError(
+        'CONFIG',
+        `eval: protocol must be knn, linear, cluster or all, found "${protocol}"`,
+        {
+          input: 'protocol',
+        },
+      );
     }
     const reporter = createReporter({ quiet: flags.quiet ?? false });
     const config = await resolveConfig(flags);
     const splits = await openSplits(config);
-    const chosen = [flags.checkpoint, flags.rawPixels, flags.randomInit, flags.teacher].filter(Boolean).length;
+    const chosen = [flags.checkpoint, flags.rawPixels, flags.randomInit, flags.teacher].filter(
+      Boolean,
+    ).length;
     if (chosen !== 1) {
       throw new CompressError(
         'CONFIG',
@@ -202,7 +226,9 @@ async function checkpointOf(path: string): Promise<string> {
   if (p.endsWith('.ckpt')) return p;
   const latest = await (await RunDir.open(p)).latestCheckpoint();
   if (!latest) {
-    throw new CompressError('NOT_FOUND', `${p}: neither a .ckpt file nor a run directory with checkpoints`, { input: p });
+    throw new CompressError('NOT_FOUND', `${p}: neither a .ckpt file nor a run directory with checkpoints`, {
+      input: p,
+    });
   }
   return join(latest.dir, 'student.ckpt');
 }
@@ -213,11 +239,17 @@ program
   .argument('<format>', 'onnx')
   .requiredOption('--checkpoint <file>', 'a student checkpoint (or a training run directory)')
   .requiredOption('--out <dir>', 'directory of the exported model')
-  .addOption(new Option('--layout <layout>', 'input layout of the exported model').choices(['NCHW', 'NHWC']).default('NCHW'))
+  .addOption(
+    new Option('--layout <layout>', 'input layout of the exported model')
+      .choices(['NCHW', 'NHWC'])
+      .default('NCHW'),
+  )
   .option('--json', 'print the result as one JSON object on stdout')
   .action(async (format: string, flags: Common & { checkpoint: string; layout: 'NCHW' | 'NHWC' }) => {
     if (format !== 'onnx') {
-      throw new CompressError('CONFIG', `export: the only format is onnx, found "${format}"`, { input: 'format' });
+      throw new CompressError('CONFIG', `export: the only format is onnx, found "${format}"`, {
+        input: 'format',
+      });
     }
     const reporter = createReporter();
     await selectBackend({ log: reporter.info });
@@ -226,15 +258,22 @@ program
     const file = run.file('student.onnx');
     await exportOnnx(student, file, { layout: flags.layout });
     student.dispose();
-    reporter.info(`exported ${student.spec.name} (${student.spec.featureDim}-d features, ${flags.layout}) to ${file}`);
+    reporter.info(
+      `exported ${student.spec.name} (${student.spec.featureDim}-d features, ${flags.layout}) to ${file}`,
+    );
     emit(flags, { file, student: student.spec });
   });
 
 configOptions(
   program
     .command('reproduce')
-    .description("reproduce the paper's Table 1 on a preset: raw pixels, teacher, baselines and the three variants")
-    .requiredOption('--out <dir>', 'run directory (rerun the same command to continue a stopped reproduction)')
+    .description(
+      "reproduce the paper's Table 1 on a preset: raw pixels, teacher, baselines and the three variants",
+    )
+    .requiredOption(
+      '--out <dir>',
+      'run directory (rerun the same command to continue a stopped reproduction)',
+    )
     .option('--ablations', 'also k-NN accuracy against the temperature and the queue size')
     .option('--json', 'print the result as one JSON object on stdout')
     .option('--quiet', 'no progress output'),

@@ -127,7 +127,11 @@ function distance(a: string, b: string): number {
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      d[i]![j] = Math.min(
+        d[i - 1]![j]! + 1,
+        d[i]![j - 1]! + 1,
+        d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
   }
   return d[a.length]![b.length]!;
@@ -156,7 +160,10 @@ export function validateConfig(value: unknown, source = 'config'): Config {
         .map((k) => {
           const key = where ? `${where}.${k}` : k;
           const best = known.map((c) => [c, distance(k, c)] as const).sort((x, y) => x[1] - y[1])[0];
-          const hint = best && best[1] <= Math.max(2, k.length / 3) ? ` (did you mean "${where ? `${where}.` : ''}${best[0]}"?)` : '';
+          const hint =
+            best && best[1] <= Math.max(2, k.length / 3)
+              ? ` (did you mean "${where ? `${where}.` : ''}${best[0]}"?)`
+              : '';
           return `unknown key "${key}"${hint}; known keys${where ? ` of ${where}` : ''}: ${known.join(', ')}`;
         })
         .join('; ');
@@ -206,9 +213,13 @@ export async function readConfigFile(path: string): Promise<unknown> {
     if (!isObject(value)) throw new Error('expected a mapping of keys at the top level');
     return value;
   } catch (error) {
-    throw new CompressError('CONFIG', `config file ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message}`, {
-      input: path,
-      cause: error,
-    });
+    throw new CompressError(
+      'CONFIG',
+      `config file ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message}`,
+      {
+        input: path,
+        cause: error,
+      },
+    );
   }
 }

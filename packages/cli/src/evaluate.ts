@@ -1,10 +1,17 @@
 import type { Teacher } from '@compress/core';
-import { type EvaluationReport, type FeatureExtractor, type Protocol, evaluateFeatures, extractFeatures, rawPixels } from '@compress/eval';
-import { type Student, createStudent, loadStudent, selectBackend } from '@compress/students';
+import {
+  type EvaluationReport,
+  evaluateFeatures,
+  extractFeatures,
+  type FeatureExtractor,
+  type Protocol,
+  rawPixels,
+} from '@compress/eval';
+import { createStudent, loadStudent, type Student, selectBackend } from '@compress/students';
 import type { Config } from './config.js';
 import { studentExtractor } from './extractors.js';
 import type { Reporter } from './progress.js';
-import { type Splits, evalTransform, subsetDataset, subsetIndices } from './resources.js';
+import { evalTransform, type Splits, subsetDataset, subsetIndices } from './resources.js';
 
 /** What is evaluated: a trained student, a teacher, raw pixels, or an untrained student. */
 export type EvalSource =

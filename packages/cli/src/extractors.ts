@@ -1,6 +1,6 @@
-import { type FeatureMatrix, type ImageBatch, featureMatrix } from '@compress/core';
+import { type FeatureMatrix, featureMatrix, type ImageBatch } from '@compress/core';
 import type { FeatureExtractor } from '@compress/eval';
-import { type Student, preprocess } from '@compress/students';
+import { preprocess, type Student } from '@compress/students';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** A frozen student as a feature extractor (eval mode: running BatchNorm statistics). */

@@ -1,24 +1,39 @@
 export {
   type Budget,
-  type Config,
-  type Method,
-  type PresetName,
   budgets,
+  type Config,
   configSchema,
+  type Method,
   mergeConfig,
   methods,
+  type PresetName,
   presets,
   readConfigFile,
   validateConfig,
 } from './config.js';
 export { type EvalSource, type EvaluateOptions, evaluateSource } from './evaluate.js';
 export { studentExtractor } from './extractors.js';
-export { type Objective, type ObjectiveContext, createObjective } from './objective.js';
+export { createObjective, type Objective, type ObjectiveContext } from './objective.js';
 export { type ConfigFlags, parseNormalize, resolveConfig } from './options.js';
 export { presetConfig } from './presets.js';
-export { type Reporter, createReporter } from './progress.js';
-export { type ReproduceOptions, type ReproduceResult, type TableRow, StoppedError, reproduce, tableMarkdown } from './reproduce.js';
-export { type Splits, evalTransform, openSplits, openTeacher, subsetDataset, subsetIndices, trainTransform } from './resources.js';
+export { createReporter, type Reporter } from './progress.js';
+export {
+  type ReproduceOptions,
+  type ReproduceResult,
+  reproduce,
+  StoppedError,
+  type TableRow,
+  tableMarkdown,
+} from './reproduce.js';
+export {
+  evalTransform,
+  openSplits,
+  openTeacher,
+  type Splits,
+  subsetDataset,
+  subsetIndices,
+  trainTransform,
+} from './resources.js';
 export { RunDir } from './run-dir.js';
 export { readStateFile, writeStateFile } from './state-file.js';
-export { type TrainOptions, type TrainResult, clusterPseudoLabels, learningRate, train } from './train.js';
+export { clusterPseudoLabels, learningRate, type TrainOptions, type TrainResult, train } from './train.js';

@@ -1,4 +1,4 @@
-import { CompressError, type FeatureMatrix, assertUnreachable } from '@compress/core';
+import { assertUnreachable, CompressError, type FeatureMatrix } from '@compress/core';
 import type { LoaderBatch } from '@compress/data';
 import { ClusterClassifier, CompressLoss, RegBnLoss, RegLoss } from '@compress/losses';
 import { KeyEncoder, type Student } from '@compress/students';
@@ -117,7 +117,11 @@ class RegObjective implements Objective {
     readonly method: 'reg' | 'reg-bn',
     ctx: ObjectiveContext,
   ) {
-    const options = { teacherDim: ctx.teacherDim, studentDim: ctx.student.spec.featureDim, seed: ctx.config.seed };
+    const options = {
+      teacherDim: ctx.teacherDim,
+      studentDim: ctx.student.spec.featureDim,
+      seed: ctx.config.seed,
+    };
     this.reg = method === 'reg-bn' ? new RegBnLoss(options) : new RegLoss(options);
   }
 
@@ -166,7 +170,11 @@ class ClassifierObjective implements Objective {
     private readonly pseudoLabels: Int32Array | null,
   ) {
     const clusters = method === 'cc' ? ctx.config.loss.ccClusters : ctx.numClasses;
-    this.classifier = new ClusterClassifier({ studentDim: ctx.student.spec.featureDim, clusters, seed: ctx.config.seed });
+    this.classifier = new ClusterClassifier({
+      studentDim: ctx.student.spec.featureDim,
+      clusters,
+      seed: ctx.config.seed,
+    });
   }
 
   get variables(): tf.Variable[] {
@@ -174,13 +182,18 @@ class ClassifierObjective implements Objective {
   }
 
   namedVariables(): Record<string, tf.Variable> {
-    return { 'classifier.weight': this.classifier.classifier.weight, 'classifier.bias': this.classifier.classifier.bias };
+    return {
+      'classifier.weight': this.classifier.classifier.weight,
+      'classifier.bias': this.classifier.classifier.bias,
+    };
   }
 
   prepare(): void {}
 
   loss(student: Student, x: tf.Tensor4D, batch: LoaderBatch): tf.Scalar {
-    const labels = this.pseudoLabels ? ClusterClassifier.pseudoLabels(this.pseudoLabels, batch.indices) : batch.labels;
+    const labels = this.pseudoLabels
+      ? ClusterClassifier.pseudoLabels(this.pseudoLabels, batch.indices)
+      : batch.labels;
     return this.classifier.forward(student.features(x), labels);
   }
 
@@ -210,9 +223,13 @@ export function createObjective(method: Method, ctx: ObjectiveContext): Objectiv
       return new RegObjective(method, ctx);
     case 'cc':
       if (!ctx.pseudoLabels) {
-        throw new CompressError('INVALID_ARGUMENT', 'the CC baseline needs k-means pseudo-labels of the teacher features', {
-          input: 'pseudoLabels',
-        });
+        throw new CompressError(
+          'INVALID_ARGUMENT',
+          'the CC baseline needs k-means pseudo-labels of the teacher features',
+          {
+            input: 'pseudoLabels',
+          },
+        );
       }
       return new ClassifierObjective('cc', ctx, ctx.pseudoLabels);
     case 'supervised':

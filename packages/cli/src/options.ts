@@ -1,12 +1,12 @@
 import { CompressError } from '@compress/core';
 import {
   type Budget,
+  budgets,
   type Config,
   type Method,
-  type PresetName,
-  budgets,
   mergeConfig,
   methods,
+  type PresetName,
   presets,
   readConfigFile,
   validateConfig,
@@ -43,14 +43,22 @@ function num(value: string | undefined, flag: string, integer = false): number |
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new CompressError('CONFIG', `--${flag}: expected ${integer ? 'an integer' : 'a number'}, found "${value}"`, {
-      input: flag,
-    });
+    throw new CompressError(
+      'CONFIG',
+      `--${flag}: expected ${integer ? 'an integer' : 'a number'}, found "${value}"`,
+      {
+        input: flag,
+      },
+    );
   }
   return n;
 }
 
-function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T | undefined {
+function oneOf<T extends string>(
+  value: string | undefined,
+  allowed: readonly T[],
+  flag: string,
+): T | undefined {
   if (value === undefined) return undefined;
   if (!allowed.includes(value as T)) {
     throw new CompressError('CONFIG', `--${flag}: expected one of ${allowed.join(', ')}, found "${value}"`, {
@@ -84,7 +92,11 @@ function defined(value: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     const d = defined(v);
-    if (d !== undefined && !(typeof d === 'object' && d !== null && !Array.isArray(d) && Object.keys(d).length === 0)) out[k] = d;
+    if (
+      d !== undefined &&
+      !(typeof d === 'object' && d !== null && !Array.isArray(d) && Object.keys(d).length === 0)
+    )
+      out[k] = d;
   }
   return out;
 }
@@ -98,20 +110,34 @@ export async function resolveConfig(flags: ConfigFlags, defaults: { method?: Met
   const preset =
     oneOf(flags.preset, presets, 'preset') ?? (file.preset as PresetName | undefined) ?? 'fashion-mnist';
   const budget = oneOf(flags.budget, budgets, 'budget') ?? (file.budget as Budget | undefined) ?? 'full';
-  const method = oneOf(flags.method, methods, 'method') ?? (file.method as Method | undefined) ?? defaults.method ?? 'momentum';
+  const method =
+    oneOf(flags.method, methods, 'method') ??
+    (file.method as Method | undefined) ??
+    defaults.method ??
+    'momentum';
   if (!presets.includes(preset)) {
-    throw new CompressError('CONFIG', `${flags.config}: preset must be one of ${presets.join(', ')}, found "${preset}"`, {
-      input: 'preset',
-    });
+    throw new CompressError(
+      'CONFIG',
+      `${flags.config}: preset must be one of ${presets.join(', ')}, found "${preset}"`,
+      {
+        input: 'preset',
+      },
+    );
   }
   if (!budgets.includes(budget)) {
-    throw new CompressError('CONFIG', `${flags.config}: budget must be one of ${budgets.join(', ')}, found "${budget}"`, {
-      input: 'budget',
-    });
+    throw new CompressError(
+      'CONFIG',
+      `${flags.config}: budget must be one of ${budgets.join(', ')}, found "${budget}"`,
+      {
+        input: 'budget',
+      },
+    );
   }
   const channels = num(flags.teacherChannels, 'teacher-channels', true);
   if (channels !== undefined && channels !== 1 && channels !== 3) {
-    throw new CompressError('CONFIG', `--teacher-channels: expected 1 or 3, found ${channels}`, { input: 'teacher-channels' });
+    throw new CompressError('CONFIG', `--teacher-channels: expected 1 or 3, found ${channels}`, {
+      input: 'teacher-channels',
+    });
   }
   const fromFlags = defined({
     seed: num(flags.seed, 'seed', true),

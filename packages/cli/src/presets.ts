@@ -71,9 +71,13 @@ const quick: Record<PresetName, Partial<{ [K in keyof Config]: Partial<Config[K]
 export function presetConfig(preset: PresetName, budget: Budget, method: Method): Config {
   const base = preset === 'fashion-mnist' ? fashionMnist : preset === 'imagenet' ? imagenet : undefined;
   if (!base) {
-    throw new CompressError('CONFIG', `unknown preset "${preset}"; expected one of: fashion-mnist, imagenet`, {
-      input: 'preset',
-    });
+    throw new CompressError(
+      'CONFIG',
+      `unknown preset "${preset}"; expected one of: fashion-mnist, imagenet`,
+      {
+        input: 'preset',
+      },
+    );
   }
   const config = structuredClone({ ...base, budget, method }) as Config;
   if (budget === 'quick') {

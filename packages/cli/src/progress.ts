@@ -58,7 +58,10 @@ export function createReporter(options: { quiet?: boolean; stream?: NodeJS.Write
         }
         const seconds = (performance.now() - started) / 1000;
         bar.setTotal(total);
-        bar.update(event.done, { metrics: fmtMetrics(event.metrics), rate: seconds > 0 ? (event.done / seconds).toFixed(1) : '0' });
+        bar.update(event.done, {
+          metrics: fmtMetrics(event.metrics),
+          rate: seconds > 0 ? (event.done / seconds).toFixed(1) : '0',
+        });
         if (total && event.done >= total) {
           bar.stop();
           bar = null;

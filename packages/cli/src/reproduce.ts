@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { type Teacher, writeFileAtomic } from '@compress/core';
-import { type EvaluationReport, barChartPng, lineChartPng } from '@compress/eval';
+import { barChartPng, type EvaluationReport, lineChartPng } from '@compress/eval';
 import type { Config, Method } from './config.js';
 import { type EvalSource, evaluateSource } from './evaluate.js';
 import type { Reporter } from './progress.js';
-import { type Splits, openSplits, openTeacher } from './resources.js';
+import { openSplits, openTeacher, type Splits } from './resources.js';
 import { RunDir } from './run-dir.js';
-import { type TrainResult, clusterPseudoLabels, train } from './train.js';
+import { clusterPseudoLabels, type TrainResult, train } from './train.js';
 
 /** A row of the paper's Table 1, in percent. */
 export interface TableRow {
@@ -23,7 +23,10 @@ export interface ReproduceResult {
   seed: number;
   wallSeconds: number;
   /** Present with --ablations: 1-NN accuracy (%) of the momentum variant against T and K. */
-  ablations?: { temperature: { value: number; nn: number | null }[]; queueSize: { value: number; nn: number | null }[] };
+  ablations?: {
+    temperature: { value: number; nn: number | null }[];
+    queueSize: { value: number; nn: number | null }[];
+  };
 }
 
 /** Table 1's rows in the paper's order. */
@@ -76,7 +79,7 @@ export function tableMarkdown(result: ReproduceResult, config: Config): string {
       `${config.optim.epochs} epoch(s)${config.optim.maxSteps ? `, at most ${config.optim.maxSteps} steps` : ''} of batch ${config.optim.batchSize}` +
       `${config.data.trainSubset ? ` on ${config.data.trainSubset} training images` : ''}; seed ${result.seed}; wall time ${(result.wallSeconds / 60).toFixed(1)} min.`,
     '',
-    'Top-1 accuracy (%) on the test split, the columns of the paper\'s Table 1: Linear = linear probe on frozen features,',
+    "Top-1 accuracy (%) on the test split, the columns of the paper's Table 1: Linear = linear probe on frozen features,",
     'NN = 1-nearest-neighbour (cosine), CA = cluster alignment (k-means with k = classes, Hungarian mapping).',
     '',
     '| method | Linear | NN | CA |',
@@ -149,7 +152,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
     const trainRun = async (name: string, cfg: Config): Promise<TrainResult | null> => {
       const done = await run.readJson<TrainResult>(join('runs', name, 'train-result.json'));
       if (done) return done;
-      if (cfg.method === 'cc' && !pseudoLabels) pseudoLabels = await clusterPseudoLabels(cfg, splits, teacher, reporter);
+      if (cfg.method === 'cc' && !pseudoLabels)
+        pseudoLabels = await clusterPseudoLabels(cfg, splits, teacher, reporter);
       reporter.info(`training ${name}`);
       const out = run.file('runs', name);
       const existing = await (await RunDir.open(out)).latestCheckpoint();
@@ -191,7 +195,10 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       for (const t of [0.02, 0.04, 0.07, 0.1, 1.0]) {
         temperature.push({
           value: t,
-          nn: t === config.loss.temperature ? momentumNn : await nnOf(`ablation-T${t}`, { ...base, loss: { ...base.loss, temperature: t } }),
+          nn:
+            t === config.loss.temperature
+              ? momentumNn
+              : await nnOf(`ablation-T${t}`, { ...base, loss: { ...base.loss, temperature: t } }),
         });
       }
       const n = config.data.trainSubset ?? splits.train.length;
@@ -202,7 +209,10 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       for (const k of sizes) {
         queueSize.push({
           value: k,
-          nn: k === config.loss.queueSize ? momentumNn : await nnOf(`ablation-K${k}`, { ...base, loss: { ...base.loss, queueSize: k } }),
+          nn:
+            k === config.loss.queueSize
+              ? momentumNn
+              : await nnOf(`ablation-K${k}`, { ...base, loss: { ...base.loss, queueSize: k } }),
         });
       }
       result.ablations = { temperature, queueSize };
@@ -237,29 +247,41 @@ async function writeResults(run: RunDir, result: ReproduceResult, config: Config
         { name: 'NN', values: result.rows.map((r) => r.nn) },
         { name: 'CA', values: result.rows.map((r) => r.ca) },
       ],
-      { title: `CompRess on ${result.preset} (${result.budget}): top-1 %`, yLabel: 'top-1 accuracy (%)', yRange: [0, 100] },
+      {
+        title: `CompRess on ${result.preset} (${result.budget}): top-1 %`,
+        yLabel: 'top-1 accuracy (%)',
+        yRange: [0, 100],
+      },
     ),
   );
   if (result.ablations) {
     const t = result.ablations.temperature;
     await writeFileAtomic(
       run.file('results', 'ablation-temperature.png'),
-      await lineChartPng(t.map((a) => a.value), [{ name: 'NN', values: t.map((a) => a.nn) }], {
-        title: 'k-NN accuracy against the temperature T',
-        xLabel: 'T',
-        yLabel: '1-NN top-1 (%)',
-        logX: true,
-      }),
+      await lineChartPng(
+        t.map((a) => a.value),
+        [{ name: 'NN', values: t.map((a) => a.nn) }],
+        {
+          title: 'k-NN accuracy against the temperature T',
+          xLabel: 'T',
+          yLabel: '1-NN top-1 (%)',
+          logX: true,
+        },
+      ),
     );
     const k = result.ablations.queueSize;
     await writeFileAtomic(
       run.file('results', 'ablation-queue-size.png'),
-      await lineChartPng(k.map((a) => a.value), [{ name: 'NN', values: k.map((a) => a.nn) }], {
-        title: 'k-NN accuracy against the queue size K',
-        xLabel: 'K',
-        yLabel: '1-NN top-1 (%)',
-        logX: true,
-      }),
+      await lineChartPng(
+        k.map((a) => a.value),
+        [{ name: 'NN', values: k.map((a) => a.nn) }],
+        {
+          title: 'k-NN accuracy against the queue size K',
+          xLabel: 'K',
+          yLabel: '1-NN top-1 (%)',
+          logX: true,
+        },
+      ),
     );
   }
 }

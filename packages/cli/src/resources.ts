@@ -13,7 +13,7 @@ import {
   resize,
   type Transform,
 } from '@compress/data';
-import { CachedTeacher, OnnxTeacher, createFashionMnistTeacher } from '@compress/teacher';
+import { CachedTeacher, createFashionMnistTeacher, OnnxTeacher } from '@compress/teacher';
 import type { Config } from './config.js';
 
 export interface Splits {
@@ -35,7 +35,12 @@ export async function openSplits(config: Config): Promise<Splits> {
       test = await fashionMnist({ split: 'test', ...(root ? { root } : {}) });
       break;
     case 'cifar10':
-      if (!root) throw new CompressError('CONFIG', 'data.root: the cifar10 dataset needs its directory (--data-root)', { input: 'data.root' });
+      if (!root)
+        throw new CompressError(
+          'CONFIG',
+          'data.root: the cifar10 dataset needs its directory (--data-root)',
+          { input: 'data.root' },
+        );
       train = await cifar10({ split: 'train', root });
       test = await cifar10({ split: 'test', root });
       break;
@@ -75,7 +80,12 @@ export function evalTransform(config: Config, dataset: Dataset): Transform | nul
 }
 
 /** A seeded subset of `n` dataset indices (sorted), or null for the whole dataset. */
-export function subsetIndices(length: number, n: number | undefined, seed: number, purpose: string): Int32Array | null {
+export function subsetIndices(
+  length: number,
+  n: number | undefined,
+  seed: number,
+  purpose: string,
+): Int32Array | null {
   if (n === undefined || n >= length) return null;
   return new Rng(seed).fork(purpose).permutation(length).slice(0, n).sort();
 }
@@ -130,7 +140,11 @@ function checkTeacher(value: unknown, source: string): Teacher {
  * @compress/teacher), an `.onnx` file, a feature cache file, or a JS module that exports a Teacher
  * (or a function that returns one).
  */
-export async function openTeacher(config: Config, train: Dataset, log: (m: string) => void): Promise<Teacher> {
+export async function openTeacher(
+  config: Config,
+  train: Dataset,
+  log: (m: string) => void,
+): Promise<Teacher> {
   const t = config.teacher;
   const providers: 'auto' | ['cpu'] | ['cuda'] = t.providers === 'auto' ? 'auto' : [t.providers];
   const common = { providers, threads: t.threads, log: log as (m: string) => void };
@@ -165,7 +179,10 @@ export async function openTeacher(config: Config, train: Dataset, log: (m: strin
   if (['.js', '.mjs', '.cjs', '.ts', '.mts'].includes(ext)) {
     const mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
     const exported = mod.default ?? mod.teacher;
-    const value = typeof exported === 'function' ? await (exported as (o: unknown) => unknown)({ dataset: train }) : exported;
+    const value =
+      typeof exported === 'function'
+        ? await (exported as (o: unknown) => unknown)({ dataset: train })
+        : exported;
     return checkTeacher(value, path);
   }
   if (await isFeatureCache(path)) return CachedTeacher.open(path, { dataset: train });

@@ -1,4 +1,4 @@
-import { access, appendFile, constants, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { access, appendFile, constants, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CompressError, ioError, writeFileAtomic } from '@compress/core';
 

@@ -42,7 +42,9 @@ export async function readStateFile<T>(path: string): Promise<T> {
     throw ioError(error, path, 'read');
   }
   if (buf.length < 12 || buf.toString('ascii', 0, 8) !== MAGIC) {
-    throw new CompressError('CORRUPT_INPUT', `${path}: not a compress state file (bad magic)`, { input: path });
+    throw new CompressError('CORRUPT_INPUT', `${path}: not a compress state file (bad magic)`, {
+      input: path,
+    });
   }
   const headLength = buf.readUInt32LE(8);
   const dataStart = 12 + headLength + ((4 - ((12 + headLength) % 4)) % 4);

@@ -1,14 +1,14 @@
 import { join } from 'node:path';
 import { kmeans } from '@compress/cluster';
-import { CompressError, type FeatureMatrix, type Teacher, l2NormalizeRows } from '@compress/core';
-import { type LoaderBatch, createLoader } from '@compress/data';
+import { CompressError, type FeatureMatrix, l2NormalizeRows, type Teacher } from '@compress/core';
+import { createLoader, type LoaderBatch } from '@compress/data';
 import { extractFeatures, knnAccuracy } from '@compress/eval';
 import {
-  SGD,
-  type Student,
   createStudent,
   preprocess,
   restoreCheckpoint,
+  SGD,
+  type Student,
   saveCheckpoint,
   selectBackend,
   trainStep,
@@ -18,7 +18,15 @@ import type { Config } from './config.js';
 import { studentExtractor } from './extractors.js';
 import { createObjective, type Objective } from './objective.js';
 import type { Reporter } from './progress.js';
-import { type Splits, evalTransform, openSplits, openTeacher, subsetDataset, subsetIndices, trainTransform } from './resources.js';
+import {
+  evalTransform,
+  openSplits,
+  openTeacher,
+  type Splits,
+  subsetDataset,
+  subsetIndices,
+  trainTransform,
+} from './resources.js';
 import { RunDir } from './run-dir.js';
 import { readStateFile, writeStateFile } from './state-file.js';
 
@@ -69,7 +77,11 @@ function differences(a: unknown, b: unknown, path = ''): string[] {
   if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && !Array.isArray(a)) {
     const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
     return [...keys].flatMap((k) =>
-      differences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k),
+      differences(
+        (a as Record<string, unknown>)[k],
+        (b as Record<string, unknown>)[k],
+        path ? `${path}.${k}` : k,
+      ),
     );
   }
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [path];
@@ -162,16 +174,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // 1. Engines and data.
   await selectBackend({ log: (m) => reporter.info(m) });
   const splits = options.splits ?? (await openSplits(config));
-  const trainIndices = subsetIndices(splits.train.length, config.data.trainSubset, config.seed, 'train-subset');
+  const trainIndices = subsetIndices(
+    splits.train.length,
+    config.data.trainSubset,
+    config.seed,
+    'train-subset',
+  );
   const trainSize = trainIndices?.length ?? splits.train.length;
 
   // 2. Teacher (what the method needs of it).
   const method = config.method;
   const usesTeacher = method !== 'supervised';
   const ownTeacher = usesTeacher && options.teacher == null;
-  const teacher = usesTeacher ? (options.teacher ?? (await openTeacher(config, splits.train, reporter.info))) : null;
+  const teacher = usesTeacher
+    ? (options.teacher ?? (await openTeacher(config, splits.train, reporter.info)))
+    : null;
   let pseudoLabels = options.pseudoLabels;
-  if (method === 'cc' && !pseudoLabels) pseudoLabels = await clusterPseudoLabels(config, splits, teacher!, reporter);
+  if (method === 'cc' && !pseudoLabels)
+    pseudoLabels = await clusterPseudoLabels(config, splits, teacher!, reporter);
 
   // 3. Student, objective, optimizer.
   const student = createStudent(config.student.arch, {
@@ -189,7 +209,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     ...(pseudoLabels ? { pseudoLabels } : {}),
     warn: (m) => reporter.info(`warning: ${m}`),
   });
-  const optimizer = new SGD({ lr: config.optim.lr, momentum: config.optim.momentum, weightDecay: config.optim.weightDecay });
+  const optimizer = new SGD({
+    lr: config.optim.lr,
+    momentum: config.optim.momentum,
+    weightDecay: config.optim.weightDecay,
+  });
   const loader = createLoader(splits.train, {
     batchSize: config.optim.batchSize,
     seed: config.seed,
@@ -199,7 +223,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     indices: trainIndices,
   });
   const stepsPerEpoch = loader.stepsPerEpoch;
-  const totalSteps = Math.min(config.optim.epochs * stepsPerEpoch, config.optim.maxSteps ?? Number.POSITIVE_INFINITY);
+  const totalSteps = Math.min(
+    config.optim.epochs * stepsPerEpoch,
+    config.optim.maxSteps ?? Number.POSITIVE_INFINITY,
+  );
 
   // 4. Resume.
   let meta: Meta = { method, epoch: 0, step: 0, globalStep: 0 };
@@ -211,12 +238,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       optimizer,
       variables: objective.namedVariables(),
     })) as Meta;
-    reporter.info(`resuming ${options.out} at epoch ${meta.epoch + 1}, step ${meta.step} (global step ${meta.globalStep})`);
+    reporter.info(
+      `resuming ${options.out} at epoch ${meta.epoch + 1}, step ${meta.step} (global step ${meta.globalStep})`,
+    );
     await run.metric({ event: 'resume', ...meta });
   }
 
-  const save = async (m: Meta): Promise<string> =>
-    run.saveCheckpoint(m.globalStep, async (dir) => {
+  const save = async (m: Meta): Promise<string> => {
+    const dir = await run.saveCheckpoint(m.globalStep, async (dir) => {
       const state = objective.state();
       if (state !== null) await writeStateFile(join(dir, 'state.bin'), state);
       await saveCheckpoint(join(dir, 'student.ckpt'), {
@@ -227,6 +256,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         meta: m,
       });
     });
+    return join(dir, 'student.ckpt');
+  };
 
   // 5. The loop.
   let lastLoss = Number.NaN;
@@ -235,11 +266,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const loopStart = performance.now();
   let checkpoint = latest ? join(latest.dir, 'student.ckpt') : '';
   try {
-    for (let epoch = meta.epoch; epoch < config.optim.epochs && meta.globalStep < totalSteps && !stopped; epoch++) {
+    for (
+      let epoch = meta.epoch;
+      epoch < config.optim.epochs && meta.globalStep < totalSteps && !stopped;
+      epoch++
+    ) {
       optimizer.lr = learningRate(config, epoch);
       const startStep = epoch === meta.epoch ? meta.step : 0;
       const it = loader.iterate({ epoch, startStep })[Symbol.asyncIterator]();
-      const fetch = async (): Promise<{ batch: LoaderBatch; teacher: Promise<FeatureMatrix> | null } | null> => {
+      const fetch = async (): Promise<{
+        batch: LoaderBatch;
+        teacher: Promise<FeatureMatrix> | null;
+      } | null> => {
         const r = await it.next();
         if (r.done) return null;
         return { batch: r.value, teacher: teacher && objective.needsTeacher ? teacher.embed(r.value) : null };
@@ -269,7 +307,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         lastLoss = loss;
         const seconds = (performance.now() - loopStart) / 1000;
         const metrics = { loss, lr: optimizer.lr, 'img/s': imagesSeen / seconds };
-        reporter.progress({ phase: `train ${method}`, done: meta.globalStep, total: totalSteps, unit: 'steps', metrics });
+        reporter.progress({
+          phase: `train ${method}`,
+          done: meta.globalStep,
+          total: totalSteps,
+          unit: 'steps',
+          metrics,
+        });
         if (meta.globalStep % config.schedule.logEvery === 0 || meta.globalStep === totalSteps) {
           await run.metric({ epoch: epoch + 1, step: meta.globalStep, ...metrics });
         }
@@ -278,20 +322,28 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         if (options.signal?.aborted) {
           stopped = true;
           checkpoint = await save(meta);
-          reporter.info(`stopped: checkpoint at step ${meta.globalStep} in ${checkpoint}; continue with --resume`);
+          reporter.info(
+            `stopped: checkpoint at step ${meta.globalStep} in ${checkpoint}; continue with --resume`,
+          );
           break;
         }
         if (config.schedule.monitorEvery > 0 && meta.globalStep % config.schedule.monitorEvery === 0) {
           const knn = await monitor(config, splits, student);
           if (knn !== null) await run.metric({ step: meta.globalStep, monitor: 'knn1', accuracy: knn });
         }
-        if (endOfEpoch || meta.globalStep % config.schedule.checkpointEvery === 0 || meta.globalStep === totalSteps) {
+        if (
+          endOfEpoch ||
+          meta.globalStep % config.schedule.checkpointEvery === 0 ||
+          meta.globalStep === totalSteps
+        ) {
           checkpoint = await save(meta);
         }
         if (endOfEpoch && config.schedule.monitorEvery === 0) {
           const knn = await monitor(config, splits, student);
           if (knn !== null) {
-            reporter.info(`epoch ${epoch + 1}: monitor 1-NN ${(knn * 100).toFixed(2)}% on ${config.schedule.monitorSize} held-out images`);
+            reporter.info(
+              `epoch ${epoch + 1}: monitor 1-NN ${(knn * 100).toFixed(2)}% on ${config.schedule.monitorSize} held-out images`,
+            );
             await run.metric({ epoch: epoch + 1, step: meta.globalStep, monitor: 'knn1', accuracy: knn });
           }
         }
