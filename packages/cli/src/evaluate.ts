@@ -40,14 +40,14 @@ export async function evaluateSource(options: EvaluateOptions): Promise<Evaluati
   const { config, splits, source, reporter } = options;
   let student: Student | null = null;
   let extractor: FeatureExtractor;
+  // The student's forward and the linear probe run on TensorFlow.js.
+  await selectBackend({ log: (m) => reporter.info(m) });
   switch (source.kind) {
     case 'student':
-      await selectBackend({ log: (m) => reporter.info(m) });
       student = await loadStudent(source.checkpoint);
       extractor = studentExtractor(student);
       break;
     case 'random-init':
-      await selectBackend({ log: (m) => reporter.info(m) });
       student = createStudent(config.student.arch, {
         seed: config.seed,
         channels: splits.shape[2],

@@ -259,8 +259,8 @@ export async function barChartPng(
   const left = 60;
   const top = options.title ? 50 : 20;
   const plotH = 320;
-  const width = left + categories.length * groupWidth + 30;
-  const height = top + plotH + 120;
+  const width = left + categories.length * groupWidth + 150;
+  const height = top + plotH + 150;
   const y = (v: number) => top + plotH - ((v - lo) / (hi - lo || 1)) * plotH;
   const parts: string[] = [];
   if (options.title)

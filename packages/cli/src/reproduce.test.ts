@@ -1,0 +1,54 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { presetConfig } from './presets.js';
+import type { Reporter } from './progress.js';
+import { type ReproduceResult, reproduce, tableOrder } from './reproduce.js';
+
+const silent: Reporter = { info: () => {}, progress: () => {}, done: () => {} };
+
+describe('reproduce', () => {
+  it('fills every row of Table 1, writes table.md/json and pictures, and reuses finished pieces', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'compress-reproduce-'));
+    const teacher = join(dir, 'teacher.mjs');
+    await writeFile(
+      teacher,
+      `export default { dim: 8, async embed(b) { const [n, h, w] = b.shape; const per = h * w; const out = new Float32Array(n * 8);
+        for (let i = 0; i < n; i++) for (let j = 0; j < 8; j++) { let s = 0; for (let p = j; p < per; p += 8) s += b.images[i * per + p]; out[i * 8 + j] = s; }
+        return { rows: n, dim: 8, data: out }; }, dispose() {} };`,
+    );
+    const config = presetConfig('fashion-mnist', 'quick', 'momentum');
+    config.data = { ...config.data, trainSubset: 128, evalTrainSubset: 300, evalTestSubset: 100, workers: 0 };
+    config.teacher.source = teacher;
+    config.student = { arch: 'alexnet-small', width: 0.125 };
+    config.loss = { ...config.loss, queueSize: 32, ccClusters: 6 };
+    config.optim = { ...config.optim, batchSize: 32, maxSteps: 2 };
+    config.eval = { ...config.eval, linearEpochs: 2, linearMilestones: [1] };
+    config.schedule.monitorSize = 0;
+    const out = join(dir, 'run');
+    const result = await reproduce({ config, out, reporter: silent });
+    expect(result.rows.map((r) => r.method)).toEqual(tableOrder);
+    for (const row of result.rows) {
+      for (const key of ['linear', 'nn', 'ca'] as const) {
+        expect(row[key]).toBeGreaterThanOrEqual(0);
+        expect(row[key]).toBeLessThanOrEqual(100);
+      }
+    }
+    const json = JSON.parse(await readFile(join(out, 'results', 'table.json'), 'utf8')) as ReproduceResult;
+    expect(json).toMatchObject({ preset: 'fashion-mnist', budget: 'quick', seed: 0 });
+    expect(json.rows).toEqual(result.rows);
+    const md = await readFile(join(out, 'results', 'table.md'), 'utf8');
+    expect(md).toMatch(/\| method \| Linear \| NN \| CA \|/);
+    expect(md).toMatch(/\| CompRess, momentum \(Ours-2q\) \|/);
+    expect((await sharp(join(out, 'results', 'table.png')).metadata()).format).toBe('png');
+    expect((await sharp(join(out, 'eval', 'momentum', 'confusion.png')).metadata()).format).toBe('png');
+    expect((await sharp(join(out, 'eval', 'teacher', 'clusters.png')).metadata()).format).toBe('png');
+    // A second run reuses every finished training and evaluation.
+    const t0 = performance.now();
+    const again = await reproduce({ config, out, reporter: silent });
+    expect(again.rows).toEqual(result.rows);
+    expect(performance.now() - t0).toBeLessThan(15_000);
+  }, 300_000);
+});
