@@ -108,7 +108,7 @@ describe('checkpoints', () => {
     await saveCheckpoint(file, { student: a });
     const other = createStudent('alexnet-small', { seed: 2 }, { initialize: false });
     await expect(restoreCheckpoint(file, { student: other })).rejects.toThrow(
-      `${file}: the student is alexnet-small {"seed":1,"channels":1,"inputSize":28,"head":0}, the model given is alexnet-small {"seed":2,"channels":1,"inputSize":28,"head":0}`,
+      `${file}: the student is alexnet-small {"seed":1,"channels":1,"inputSize":28,"head":0,"width":1}, the model given is alexnet-small {"seed":2,"channels":1,"inputSize":28,"head":0,"width":1}`,
     );
     const bytes = await readFile(file);
     await writeFile(join(dir, 'c.ckpt'), bytes.subarray(0, bytes.length - 8));
