@@ -1,0 +1,40 @@
+/**
+ * The tarballs users install: `pnpm pack` each package, install the tarballs into an empty project
+ * outside the workspace with npm, and run the package's README example there.
+ */
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, it } from 'vitest';
+import { packagesDir, readmeExample, run } from './workspace.js';
+
+const packed = ['core', 'cluster', 'losses', 'teacher'];
+let app: string;
+
+beforeAll(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'compress-pack-'));
+  for (const name of packed) {
+    await run('pnpm', ['pack', '--pack-destination', dir], { cwd: join(packagesDir, name) });
+  }
+  const tarballs = (await readdir(dir)).filter((f) => f.endsWith('.tgz')).map((f) => join(dir, f));
+  app = join(dir, 'app');
+  await run('mkdir', ['-p', app]);
+  await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  // onnxruntime-node's install script downloads CUDA binaries from outside npm: skipped, as the
+  // workspace does (its CPU binaries are in the package).
+  await run(
+    'npm',
+    ['install', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs, '@tensorflow/tfjs-core@4.22.0', '@tensorflow/tfjs-backend-wasm@4.22.0'],
+    { cwd: app, env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' }, timeout: 600_000 },
+  );
+}, 600_000);
+
+describe('packed tarballs installed outside the workspace', () => {
+  for (const name of packed.filter((n) => n !== 'core')) {
+    it(`@compress/${name} runs its README example`, async () => {
+      const file = join(app, `${name}-example.mjs`);
+      await writeFile(file, readmeExample(name)!);
+      await run(process.execPath, [file], { cwd: app, timeout: 240_000 });
+    });
+  }
+});
