@@ -1,4 +1,7 @@
 import { baseConfig } from '@compress/vitest-config';
 import { defineProject, mergeConfig } from 'vitest/config';
 
-export default mergeConfig(baseConfig, defineProject({ test: { name: '@compress/package-tests', testTimeout: 300_000 } }));
+export default mergeConfig(
+  baseConfig,
+  defineProject({ test: { name: '@compress/package-tests', testTimeout: 300_000 } }),
+);

@@ -50,7 +50,17 @@ try {
     for (const k of [1, 20]) {
       for (const metric of ['ip', 'l2']) {
         const name = `knn ${metric} N=${N} Q=${NQ} D=${d} k=${k}`;
-        plan.push({ kind: 'knn', name, metric, k, d, nb: N, nq: NQ, base: `base${d}.f32`, queries: `queries${d}.f32` });
+        plan.push({
+          kind: 'knn',
+          name,
+          metric,
+          k,
+          d,
+          nb: N,
+          nq: NQ,
+          base: `base${d}.f32`,
+          queries: `queries${d}.f32`,
+        });
         const [s] = await time(() => knnSearch(base, queries, k, { metric, threads }));
         ours[name] = s;
         console.error(`ours  ${name}: ${s.toFixed(2)} s`);
@@ -85,12 +95,16 @@ try {
   let reference = {};
   let referenceError = null;
   try {
-    const out = execFileSync(python, [new URL('reference.py', import.meta.url).pathname, dir, String(threads)], {
-      encoding: 'utf8',
-      env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', OMP_NUM_THREADS: String(threads) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1 << 20,
-    });
+    const out = execFileSync(
+      python,
+      [new URL('reference.py', import.meta.url).pathname, dir, String(threads)],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', OMP_NUM_THREADS: String(threads) },
+        stdio: ['ignore', 'pipe', 'inherit'],
+        maxBuffer: 1 << 20,
+      },
+    );
     reference = JSON.parse(out.trim().split('\n').at(-1));
   } catch (e) {
     referenceError = String(e.message ?? e).split('\n')[0];
@@ -104,17 +118,29 @@ try {
       unit: 's',
       ours: ours[p.name],
       reference: ref,
-      referenceName: p.kind === 'lsa' ? 'scipy.optimize.linear_sum_assignment' : p.kind === 'knn' ? `faiss IndexFlat${p.metric === 'ip' ? 'IP' : 'L2'}` : 'faiss.Kmeans (niter 20, all points)',
+      referenceName:
+        p.kind === 'lsa'
+          ? 'scipy.optimize.linear_sum_assignment'
+          : p.kind === 'knn'
+            ? `faiss IndexFlat${p.metric === 'ip' ? 'IP' : 'L2'}`
+            : 'faiss.Kmeans (niter 20, all points)',
       ratio: ref === null ? null : ref / ours[p.name],
       higherIsBetter: false,
       ...(notes[p.name] ? { note: notes[p.name] } : {}),
     };
   });
-  const fmt = (x) => (x === null || x === undefined ? 'missing' : x < 1 ? `${(x * 1000).toFixed(1)} ms` : `${x.toFixed(2)} s`);
-  console.log(`\n@compress/cluster vs faiss/scipy, ${threads} threads (ratio = reference time / ours; ≥ 1: we are faster)\n`);
-  console.log(`${'benchmark'.padEnd(44)} ${'ours'.padStart(10)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}`);
+  const fmt = (x) =>
+    x === null || x === undefined ? 'missing' : x < 1 ? `${(x * 1000).toFixed(1)} ms` : `${x.toFixed(2)} s`;
+  console.log(
+    `\n@compress/cluster vs faiss/scipy, ${threads} threads (ratio = reference time / ours; ≥ 1: we are faster)\n`,
+  );
+  console.log(
+    `${'benchmark'.padEnd(44)} ${'ours'.padStart(10)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}`,
+  );
   for (const r of rows) {
-    console.log(`${r.name.padEnd(44)} ${fmt(r.ours).padStart(10)} ${fmt(r.reference).padStart(10)} ${(r.ratio === null ? 'missing' : r.ratio.toFixed(2)).padStart(7)}`);
+    console.log(
+      `${r.name.padEnd(44)} ${fmt(r.ours).padStart(10)} ${fmt(r.reference).padStart(10)} ${(r.ratio === null ? 'missing' : r.ratio.toFixed(2)).padStart(7)}`,
+    );
   }
   const machine = {
     cpu: cpus()[0]?.model ?? 'unknown',

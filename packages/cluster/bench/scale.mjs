@@ -7,8 +7,8 @@
 // Prints peak RSS, the engine's peak memory, the time, and checks 3 queries against brute force
 // (when the run completes).
 import { cpus } from 'node:os';
-import { knnSearch } from '../dist/index.js';
 import { lastWorkspacePeakBytes } from '../dist/engine/engine.js';
+import { knnSearch } from '../dist/index.js';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -88,6 +88,8 @@ if (result) {
         bi = j;
       }
     }
-    console.log(`query ${q}: nearest ${result.indices[q * k]} (brute force ${bi}), score ${result.scores[q * k]} (${best})`);
+    console.log(
+      `query ${q}: nearest ${result.indices[q * k]} (brute force ${bi}), score ${result.scores[q * k]} (${best})`,
+    );
   }
 }

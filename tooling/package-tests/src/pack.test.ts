@@ -24,7 +24,15 @@ beforeAll(async () => {
   // workspace does (its CPU binaries are in the package).
   await run(
     'npm',
-    ['install', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs, '@tensorflow/tfjs-core@4.22.0', '@tensorflow/tfjs-backend-wasm@4.22.0'],
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      ...tarballs,
+      '@tensorflow/tfjs-core@4.22.0',
+      '@tensorflow/tfjs-backend-wasm@4.22.0',
+    ],
     { cwd: app, env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' }, timeout: 600_000 },
   );
 }, 600_000);

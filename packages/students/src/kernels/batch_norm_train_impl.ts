@@ -43,7 +43,7 @@ export function batchNormTrainImpl(
     } else {
       for (let k = 0; k < c; k++) {
         const v = x[o + k]! * scale[k]! + shift[k]!;
-        y[o + k] = v > 0 ? (v < hi ? v : hi) : 0;
+        y[o + k] = v > 0 ? Math.min(v, hi) : 0;
       }
     }
   }
