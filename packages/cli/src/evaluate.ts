@@ -1,4 +1,4 @@
-import type { Teacher } from '@compress/core';
+import { CompressError, type Teacher } from '@compress/core';
 import {
   type EvaluationReport,
   evaluateFeatures,
@@ -8,6 +8,7 @@ import {
   rawPixels,
 } from '@compress/eval';
 import { createStudent, loadStudent, type Student, selectBackend } from '@compress/students';
+import { CachedTeacher } from '@compress/teacher';
 import type { Config } from './config.js';
 import { studentExtractor } from './extractors.js';
 import type { Reporter } from './progress.js';
@@ -57,6 +58,13 @@ export async function evaluateSource(options: EvaluateOptions): Promise<Evaluati
       extractor = studentExtractor(student);
       break;
     case 'teacher':
+      if (source.teacher instanceof CachedTeacher) {
+        throw new CompressError(
+          'INVALID_ARGUMENT',
+          `evaluating the teacher needs features of both splits, but ${source.teacher.file} holds the features of one dataset split only (rows are looked up by dataset index); evaluate the teacher from its .onnx file or module instead`,
+          { input: 'teacher.source' },
+        );
+      }
       extractor = source.teacher;
       break;
     case 'raw-pixels':

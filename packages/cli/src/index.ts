@@ -27,6 +27,7 @@ export {
 } from './reproduce.js';
 export {
   evalTransform,
+  evalTransformId,
   openSplits,
   openTeacher,
   type Splits,

@@ -79,6 +79,12 @@ export function evalTransform(config: Config, dataset: Dataset): Transform | nul
   return compose([resize(Math.round(size / 0.875)), centerCrop(size)]);
 }
 
+/** The name of {@link evalTransform} in feature-cache headers: `resize-<s>-center-crop-<size>`. */
+export function evalTransformId(config: Config): string {
+  const size = config.augment.size;
+  return `resize-${Math.round(size / 0.875)}-center-crop-${size}`;
+}
+
 /** A seeded subset of `n` dataset indices (sorted), or null for the whole dataset. */
 export function subsetIndices(
   length: number,
@@ -176,7 +182,14 @@ export async function openTeacher(
       channels,
     });
   }
-  if (['.js', '.mjs', '.cjs', '.ts', '.mts'].includes(ext)) {
+  if (['.ts', '.mts', '.cts'].includes(ext)) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `teacher ${path}: Node.js 20 does not import TypeScript; compile the module to .js/.mjs (e.g. with tsc) and pass that file`,
+      { input: path },
+    );
+  }
+  if (['.js', '.mjs', '.cjs'].includes(ext)) {
     const mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
     const exported = mod.default ?? mod.teacher;
     const value =
