@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="the ONNX file to write")
     ap.add_argument("--arch", default="resnet50", help="torchvision architecture (moco: read from the checkpoint when present)")
     ap.add_argument("--width", type=int, default=1, help="SimCLR ResNet-50 width: 1, 2 or 4")
-    ap.add_argument("--image-size", type=int, default=224, help="input side used for the trace and the check (the exported model stays size-agnostic where the network is)")
+    ap.add_argument("--image-size", type=int, default=224, help="input side of the exported model (only the batch axis is dynamic: train with augment.size equal to it)")
     ap.add_argument("--normalize", choices=("inside", "outside"), default="inside", help="normalise inside the ONNX model (default) or leave it to OnnxTeacher")
     ap.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw", help="input layout of the ONNX model")
     ap.add_argument("--opset", type=int, default=13)
