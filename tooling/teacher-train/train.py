@@ -32,7 +32,7 @@ class Recipe:
 
     arch: str = "resnet-s"
     seed: int = 0
-    epochs: int = 5
+    epochs: int = 15
     # SimCLR batch: every image gives two views, so the contrastive softmax is over 2·batch − 1.
     batch: int = 256
     # SimCLR's NT-Xent temperature; 0.2 is a good value for small batches (Chen et al. 2020, B.9).
