@@ -45,7 +45,7 @@ const fashionMnist: Omit<Config, 'budget' | 'method'> = {
   optim: {
     batchSize: 256,
     epochs: 30,
-    lr: 0.05,
+    lr: 0.01,
     momentum: 0.9,
     weightDecay: 1e-4,
     milestones: [20, 26],

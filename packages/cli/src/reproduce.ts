@@ -132,6 +132,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   });
   const evaluate = (name: string, source: EvalSource, protocols?: ('knn' | 'linear' | 'cluster')[]) =>
     cached(run, join('eval', name, 'summary.json'), async () => {
+      // A stop that came during the previous piece ends the run before the next one starts.
+      if (options.signal?.aborted) throw new StoppedError();
       reporter.info(`evaluating ${name}`);
       const r = await evaluateSource({
         config,
@@ -152,6 +154,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
     const trainRun = async (name: string, cfg: Config): Promise<TrainResult | null> => {
       const done = await run.readJson<TrainResult>(join('runs', name, 'train-result.json'));
       if (done) return done;
+      if (options.signal?.aborted) throw new StoppedError();
       if (cfg.method === 'cc' && !pseudoLabels)
         pseudoLabels = await clusterPseudoLabels(cfg, splits, teacher, reporter);
       reporter.info(`training ${name}`);
