@@ -66,6 +66,7 @@ function configOptions(cmd: Command): Command {
       ]),
     )
     .addOption(new Option('--teacher-providers <p>').choices(['auto', 'cpu', 'cuda']))
+    .option('--teacher-threads <n>', 'onnxruntime intra-op threads of an ONNX teacher (0: its choice)')
     .option('--student <arch>', 'student architecture (alexnet, resnet18, resnet50, mobilenetv2, *-small)')
     .option('--width <w>', 'student width multiplier')
     .option('--epochs <n>')

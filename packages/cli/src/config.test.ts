@@ -65,6 +65,14 @@ describe('config', () => {
     );
   });
 
+  it('takes the teacher thread count from --teacher-threads', async () => {
+    expect((await resolveConfig({ teacherThreads: '2' })).teacher.threads).toBe(2);
+    await expect(resolveConfig({ teacherThreads: 'two' })).rejects.toThrow(
+      '--teacher-threads: expected an integer, found "two"',
+    );
+    await expect(resolveConfig({ teacherThreads: '-1' })).rejects.toThrow(/teacher\.threads/);
+  });
+
   it('parses --teacher-normalize', () => {
     expect(parseNormalize('imagenet')).toBe('imagenet');
     expect(parseNormalize('0.5,0.25')).toEqual({ mean: [0.5], std: [0.25] });

@@ -29,6 +29,7 @@ export interface ConfigFlags {
   teacherNormalize?: string;
   teacherChannels?: string;
   teacherProviders?: string;
+  teacherThreads?: string;
   student?: string;
   width?: string;
   epochs?: string;
@@ -153,6 +154,7 @@ export async function resolveConfig(flags: ConfigFlags, defaults: { method?: Met
       normalize: flags.teacherNormalize === undefined ? undefined : parseNormalize(flags.teacherNormalize),
       channels,
       providers: oneOf(flags.teacherProviders, ['auto', 'cpu', 'cuda'] as const, 'teacher-providers'),
+      threads: num(flags.teacherThreads, 'teacher-threads', true),
     },
     student: { arch: flags.student, width: num(flags.width, 'width') },
     loss: {
