@@ -71,7 +71,7 @@ describe('built-in fashion-mnist teacher', () => {
     const teacherAcc = leaveOneOut(features, labels);
     const pixelAcc = leaveOneOut({ rows: n, dim: 784, data: images }, labels);
     expect(teacherAcc).toBeGreaterThan(pixelAcc + 0.01);
-  });
+  }, 120_000);
 });
 
 describeTeacher('built-in fashion-mnist teacher', () => createFashionMnistTeacher({ log: false }), {
