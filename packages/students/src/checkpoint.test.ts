@@ -100,7 +100,7 @@ describe('checkpoints', () => {
     tf.dispose([head, head2, x]);
     optimizer.dispose();
     optimizer2.dispose();
-  });
+  }, 120_000);
 
   it('rejects another architecture, another file kind and a truncated file, saying which', async () => {
     const a = createStudent('alexnet-small', { seed: 1 });
