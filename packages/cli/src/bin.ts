@@ -11,7 +11,7 @@ import { type EvalSource, evaluateSource } from './evaluate.js';
 import { type ConfigFlags, resolveConfig } from './options.js';
 import { createReporter } from './progress.js';
 import { reproduce, StoppedError, tableMarkdown } from './reproduce.js';
-import { evalTransform, evalTransformId, openSplits, openTeacher } from './resources.js';
+import { evalTransform, openSplits, openTeacher } from './resources.js';
 import { RunDir } from './run-dir.js';
 import { train } from './train.js';
 
@@ -130,10 +130,10 @@ configOptions(
   const teacher = await openTeacher(config, splits.train, reporter.info);
   const file = run.file(`teacher-${flags.split}.fcache`);
   try {
-    const transform = evalTransform(config, dataset);
+    const view = evalTransform(config, dataset);
     const summary = await cacheTeacherFeatures(teacher, dataset, file, {
       dtype: flags.dtype,
-      ...(transform ? { transform, transformId: evalTransformId(config) } : {}),
+      ...(view ? { transform: view.transform, transformId: view.id } : {}),
       onProgress: (e) => reporter.progress({ ...e, phase: 'cache-teacher' }),
     });
     reporter.done();

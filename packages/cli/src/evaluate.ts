@@ -72,7 +72,7 @@ export async function evaluateSource(options: EvaluateOptions): Promise<Evaluati
       break;
   }
   try {
-    const transform = evalTransform(config, splits.train);
+    const view = evalTransform(config, splits.train);
     const trainSet = subsetDataset(
       splits.train,
       subsetIndices(splits.train.length, config.data.evalTrainSubset, config.seed, 'eval-train'),
@@ -83,7 +83,7 @@ export async function evaluateSource(options: EvaluateOptions): Promise<Evaluati
     );
     const opts = {
       batchSize: config.eval.batchSize,
-      ...(transform ? { transform } : {}),
+      ...(view ? { transform: view.transform } : {}),
     };
     const train = await extractFeatures(extractor, trainSet, {
       ...opts,

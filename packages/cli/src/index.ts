@@ -26,8 +26,8 @@ export {
   tableMarkdown,
 } from './reproduce.js';
 export {
+  type EvalTransform,
   evalTransform,
-  evalTransformId,
   openSplits,
   openTeacher,
   type Splits,

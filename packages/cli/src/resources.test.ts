@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluateSource } from './evaluate.js';
 import { presetConfig } from './presets.js';
 import type { Reporter } from './progress.js';
-import { evalTransform, evalTransformId, openSplits, openTeacher } from './resources.js';
+import { evalTransform, openSplits, openTeacher } from './resources.js';
 
 const silent: Reporter = { info: () => {}, progress: () => {}, done: () => {} };
 let dir: string;
@@ -72,20 +72,15 @@ describe('evaluation transform', () => {
   it('is named in feature caches, so that a resume with another size is refused', async () => {
     const config = presetConfig('fashion-mnist', 'quick', 'momentum');
     config.augment.size = 2;
-    expect(evalTransformId(config)).toBe('resize-2-center-crop-2');
-    const transform = evalTransform(config, tiny);
-    expect(transform).not.toBeNull();
+    const view = evalTransform(config, tiny)!;
+    expect(view.id).toBe('resize-2-center-crop-2');
     const file = join(dir, 'tiny-2px.fcache');
-    await cacheTeacherFeatures(stats, tiny, file, {
-      transform: transform!,
-      transformId: evalTransformId(config),
-    });
+    await cacheTeacherFeatures(stats, tiny, file, { transform: view.transform, transformId: view.id });
     config.augment.size = 3;
+    const other = evalTransform(config, tiny)!;
+    expect(other.id).toBe('resize-3-center-crop-3');
     await expect(
-      cacheTeacherFeatures(stats, tiny, file, {
-        transform: evalTransform(config, tiny)!,
-        transformId: evalTransformId(config),
-      }),
+      cacheTeacherFeatures(stats, tiny, file, { transform: other.transform, transformId: other.id }),
     ).rejects.toThrow(/resize-2-center-crop-2/);
   });
 });

@@ -68,21 +68,23 @@ export function trainTransform(config: Config): Transform {
   return flip ? compose([crop, horizontalFlip(0.5)]) : crop;
 }
 
+/** The evaluation transform and its name in feature-cache headers. */
+export interface EvalTransform {
+  transform: Transform;
+  /** `resize-<side>-center-crop-<size>`: what a cache made with it records. */
+  id: string;
+}
+
 /**
  * The evaluation transform: resize (size / 0.875) + centre crop, as torchvision evaluations do;
  * none when the images already have the training size (28 px Fashion-MNIST).
  */
-export function evalTransform(config: Config, dataset: Dataset): Transform | null {
+export function evalTransform(config: Config, dataset: Dataset): EvalTransform | null {
   const size = config.augment.size;
   const shape = dataset.imageShape;
   if (shape && shape[0] === size && shape[1] === size) return null;
-  return compose([resize(Math.round(size / 0.875)), centerCrop(size)]);
-}
-
-/** The name of {@link evalTransform} in feature-cache headers: `resize-<s>-center-crop-<size>`. */
-export function evalTransformId(config: Config): string {
-  const size = config.augment.size;
-  return `resize-${Math.round(size / 0.875)}-center-crop-${size}`;
+  const side = Math.round(size / 0.875);
+  return { transform: compose([resize(side), centerCrop(size)]), id: `resize-${side}-center-crop-${size}` };
 }
 
 /** A seeded subset of `n` dataset indices (sorted), or null for the whole dataset. */

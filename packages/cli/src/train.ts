@@ -96,10 +96,10 @@ export async function clusterPseudoLabels(
 ): Promise<Int32Array> {
   const indices = subsetIndices(splits.train.length, config.data.trainSubset, config.seed, 'train-subset');
   const data = subsetDataset(splits.train, indices);
-  const transform = evalTransform(config, splits.train);
+  const view = evalTransform(config, splits.train);
   const { features } = await extractFeatures(teacher, data, {
     batchSize: 256,
-    ...(transform ? { transform } : {}),
+    ...(view ? { transform: view.transform } : {}),
     onProgress: (e) => reporter.progress({ ...e, phase: 'cc: teacher features' }),
   });
   const km = await kmeans(l2NormalizeRows(features), config.loss.ccClusters, {
@@ -119,8 +119,8 @@ async function monitor(config: Config, splits: Splits, student: Student): Promis
   const n = config.schedule.monitorSize;
   if (n === 0) return null;
   const extractor = studentExtractor(student);
-  const transform = evalTransform(config, splits.train);
-  const opts = { batchSize: config.eval.batchSize, ...(transform ? { transform } : {}) };
+  const view = evalTransform(config, splits.train);
+  const opts = { batchSize: config.eval.batchSize, ...(view ? { transform: view.transform } : {}) };
   const base = await extractFeatures(
     extractor,
     subsetDataset(splits.train, subsetIndices(splits.train.length, n, config.seed, 'monitor-train')),
