@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--no-linear", action="store_true", help="skip the (slower) linear probe")
     ap.add_argument("--knn-only", action="store_true", help="k-NN only")
-    ap.add_argument("--pool", default="avg", help="embedding of the teacher: avg (global average), grid2 (2×2 quadrants), or both: avg,grid2")
+    ap.add_argument("--pool", default="avg", help="embedding of the teacher: avg (global average), grid2 (2×2 quadrants), mid-grid4 (the stage before the last, 4×4 grid), or several: avg,grid2,mid-grid4")
     ap.add_argument("--holdout", action="store_true", help="fit on train images 0…49999, measure on 50000…59999 (never the test split): for choosing settings")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

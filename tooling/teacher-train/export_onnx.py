@@ -87,7 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
     ap.add_argument("out")
-    ap.add_argument("--pool", default="avg", help="avg (global average, dim C) or grid2 (2×2 quadrants, dim 4C)")
+    ap.add_argument("--pool", default="avg", help="avg (global average, dim C), grid2 (2×2 quadrants, dim 4C) or mid-grid4 (the stage before the last on a 4×4 grid, dim 16C')")
     ap.add_argument("--opset", type=int, default=13)
     args = ap.parse_args()
     torch.set_num_threads(2)

@@ -66,6 +66,10 @@ class TeacherNet(nn.Module):
                 cin = width
         self.trunk = nn.Sequential(*layers)
         self.dim = cin
+        # The blocks of the last stage (the tail of `trunk`) and the width of the stage before it:
+        # ExportWrapper's 'mid-grid4' stops before them.
+        self.last_stage_blocks = stages[-1][1]
+        self.mid_dim = stages[-2][0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: B×1×28×28 (normalised) → B×dim
@@ -88,8 +92,8 @@ def normalize(images01: torch.Tensor) -> torch.Tensor:
     return (images01 - FMNIST_MEAN) / FMNIST_STD
 
 
-# How the last feature map (B×C×4×4 for 28 px input) becomes the embedding.
-POOLS = ("avg", "grid2")
+# How a feature map becomes the embedding (see ExportWrapper).
+POOLS = ("avg", "grid2", "mid-grid4")
 
 
 class ExportWrapper(nn.Module):
@@ -98,6 +102,9 @@ class ExportWrapper(nn.Module):
     pool 'avg': global average pooling, [B, C] (the SimCLR representation h).
     pool 'grid2': average pooling over the four 2×2 quadrants of the last 4×4 map, [B, 4C]: the same
     features, keeping where on the (centred) garment they are.
+    pool 'mid-grid4': the output of the stage before the last (C' channels at 7 × 7 for resnet-s),
+    averaged over 3 × 3 windows with stride 2 (padding not counted) into a 4 × 4 grid, [B, 16C']. The
+    last stage is not run. On Fashion-MNIST this layer's neighbours are the better ones (model card).
     """
 
     def __init__(self, net: TeacherNet, pool: str = "avg"):
@@ -106,10 +113,13 @@ class ExportWrapper(nn.Module):
             raise ValueError(f"unknown pool {pool!r}; expected one of {POOLS}")
         self.net = net
         self.pool = pool
-        self.dim = net.dim * (4 if pool == "grid2" else 1)
+        self.dim = {"avg": net.dim, "grid2": 4 * net.dim, "mid-grid4": 16 * net.mid_dim}[pool]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = normalize(images.permute(0, 3, 1, 2))  # B×H×W×1 → B×1×H×W, normalised
+        if self.pool == "mid-grid4":
+            h = self.net.trunk[: len(self.net.trunk) - self.net.last_stage_blocks](x)  # B×C'×7×7
+            return torch.flatten(F.avg_pool2d(h, 3, 2, 1, count_include_pad=False), 1)  # B×C'×4×4 → B×16C'
         h = self.net.trunk(x)  # B×C×4×4
         if self.pool == "grid2":
             return torch.flatten(F.avg_pool2d(h, 2), 1)  # B×C×2×2 → B×4C

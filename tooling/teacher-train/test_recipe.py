@@ -88,6 +88,29 @@ class RecipeTest(unittest.TestCase):
         # The mean of the four quadrant averages is the global average.
         self.assertTrue(torch.allclose(g.view(2, net.dim, 4).mean(2), expected, atol=1e-6))
 
+    def test_mid_grid4_pools_the_stage_before_the_last(self) -> None:
+        net = TeacherNet("resnet-s").eval()
+        x = torch.rand(2, 28, 28, 1)
+        mid = ExportWrapper(net, "mid-grid4").eval()
+        with torch.no_grad():
+            h = net.trunk[:-1]((x.permute(0, 3, 1, 2) - 0.2860) / 0.3530)  # resnet-s: one block per stage
+            m = mid(x)
+        self.assertEqual(tuple(h.shape), (2, 128, 7, 7))
+        self.assertEqual(net.mid_dim, 128)
+        self.assertEqual(tuple(m.shape), (2, mid.dim))
+        self.assertEqual(mid.dim, 16 * 128)
+        cells = m.view(2, 128, 4, 4)
+        # 3×3 windows, stride 2, padding not counted: the corner cell averages rows/cols 0–1, the
+        # cell (1, 2) rows 1–3 and cols 3–5, the last cell rows/cols 5–6.
+        self.assertTrue(torch.allclose(cells[:, :, 0, 0], h[:, :, 0:2, 0:2].mean((2, 3)), atol=1e-6))
+        self.assertTrue(torch.allclose(cells[:, :, 1, 2], h[:, :, 1:4, 3:6].mean((2, 3)), atol=1e-6))
+        self.assertTrue(torch.allclose(cells[:, :, 3, 3], h[:, :, 5:7, 5:7].mean((2, 3)), atol=1e-6))
+        # resnet-m has two blocks in its last stage: both are left out.
+        deep = TeacherNet("resnet-m").eval()
+        with torch.no_grad():
+            hm = deep.trunk[:-2]((x.permute(0, 3, 1, 2) - 0.2860) / 0.3530)
+            self.assertTrue(torch.allclose(ExportWrapper(deep, "mid-grid4").eval()(x).view(2, 128, 4, 4)[:, :, 0, 0], hm[:, :, 0:2, 0:2].mean((2, 3)), atol=1e-6))
+
 
 if __name__ == "__main__":
     unittest.main()
