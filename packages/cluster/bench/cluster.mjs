@@ -4,11 +4,14 @@
 // bench-results/cluster.json at the repository root. Run it alone (it is heavy):
 //   flock /tmp/compress-bench.lock pnpm --filter @compress/cluster bench
 // Options: --threads N (default 2), --quick (smaller sizes, for a smoke test).
+// Every k-NN and k-means case runs with the default engine ('auto': onnxruntime-node for large
+// products when it is installed) and again on the WebAssembly kernels alone ('wasm').
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '@compress/core';
+import { loadOnnxRuntime, ONNX_MIN_WORK } from '../dist/engine/onnxruntime.js';
 import { kmeans, knnSearch, linearSumAssignment } from '../dist/index.js';
 
 const args = process.argv.slice(2);
@@ -30,7 +33,10 @@ function gaussian(rows, dim, seed) {
 const dir = mkdtempSync(join(tmpdir(), 'cluster-bench-'));
 const plan = [];
 const ours = {};
+const oursWasm = {};
 const notes = {};
+const engineOf = async (work, k) =>
+  (await loadOnnxRuntime()) !== null && work >= ONNX_MIN_WORK && k ? 'onnxruntime' : 'wasm';
 const time = async (f) => {
   const t = performance.now();
   const r = await f();
@@ -62,17 +68,25 @@ try {
           queries: `queries${d}.f32`,
         });
         const [s] = await time(() => knnSearch(base, queries, k, { metric, threads }));
+        const [sw] = await time(() => knnSearch(base, queries, k, { metric, threads, engine: 'wasm' }));
         ours[name] = s;
-        console.error(`ours  ${name}: ${s.toFixed(2)} s`);
+        oursWasm[name] = sw;
+        notes[name] = `default engine: ${await engineOf(N * NQ * d, true)}`;
+        console.error(`ours  ${name}: ${s.toFixed(2)} s (${notes[name]}), wasm engine ${sw.toFixed(2)} s`);
       }
     }
     for (const k of [10, 100, 1000]) {
       const name = `kmeans N=${N} D=${d} k=${k} 20 it`;
       plan.push({ kind: 'kmeans', name, k, d, n: N, iterations: 20, x: `base${d}.f32` });
       const [s, r] = await time(() => kmeans(base, k, { iterations: 20, init: 'random', seed: 1, threads }));
+      const [sw] = await time(() =>
+        kmeans(base, k, { iterations: 20, init: 'random', seed: 1, threads, engine: 'wasm' }),
+      );
       ours[name] = s;
-      notes[name] = `ours ran ${r.iterationsRun} iterations + final assignment`;
-      console.error(`ours  ${name}: ${s.toFixed(2)} s (${r.iterationsRun} iterations)`);
+      oursWasm[name] = sw;
+      notes[name] =
+        `default engine: ${await engineOf(N * k * d, k >= 32)}; ours ran ${r.iterationsRun} iterations + final assignment`;
+      console.error(`ours  ${name}: ${s.toFixed(2)} s (${notes[name]}), wasm engine ${sw.toFixed(2)} s`);
     }
   }
   {
@@ -111,35 +125,45 @@ try {
     console.error(`reference side failed: ${referenceError}`);
   }
 
-  const rows = plan.map((p) => {
-    const ref = reference[p.name] ?? null;
-    return {
-      name: p.name,
-      unit: 's',
-      ours: ours[p.name],
-      reference: ref,
-      referenceName:
-        p.kind === 'lsa'
-          ? 'scipy.optimize.linear_sum_assignment'
-          : p.kind === 'knn'
-            ? `faiss IndexFlat${p.metric === 'ip' ? 'IP' : 'L2'}`
-            : 'faiss.Kmeans (niter 20, all points)',
-      ratio: ref === null ? null : ref / ours[p.name],
-      higherIsBetter: false,
-      ...(notes[p.name] ? { note: notes[p.name] } : {}),
-    };
-  });
+  const rows = plan
+    .flatMap((p) =>
+      p.kind === 'lsa'
+        ? [[p, '']]
+        : [
+            [p, ''],
+            [p, ' · wasm engine'],
+          ],
+    )
+    .map(([p, variant]) => {
+      const ref = reference[p.name] ?? null;
+      const mine = variant ? oursWasm[p.name] : ours[p.name];
+      return {
+        name: p.name + variant,
+        unit: 's',
+        ours: mine,
+        reference: ref,
+        referenceName:
+          p.kind === 'lsa'
+            ? 'scipy.optimize.linear_sum_assignment'
+            : p.kind === 'knn'
+              ? `faiss IndexFlat${p.metric === 'ip' ? 'IP' : 'L2'}`
+              : 'faiss.Kmeans (niter 20, all points)',
+        ratio: ref === null ? null : ref / mine,
+        higherIsBetter: false,
+        ...(notes[p.name] && !variant ? { note: notes[p.name] } : {}),
+      };
+    });
   const fmt = (x) =>
     x === null || x === undefined ? 'missing' : x < 1 ? `${(x * 1000).toFixed(1)} ms` : `${x.toFixed(2)} s`;
   console.log(
     `\n@compress/cluster vs faiss/scipy, ${threads} threads (ratio = reference time / ours; ≥ 1: we are faster)\n`,
   );
   console.log(
-    `${'benchmark'.padEnd(44)} ${'ours'.padStart(10)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}`,
+    `${'benchmark'.padEnd(58)} ${'ours'.padStart(10)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}`,
   );
   for (const r of rows) {
     console.log(
-      `${r.name.padEnd(44)} ${fmt(r.ours).padStart(10)} ${fmt(r.reference).padStart(10)} ${(r.ratio === null ? 'missing' : r.ratio.toFixed(2)).padStart(7)}`,
+      `${r.name.padEnd(58)} ${fmt(r.ours).padStart(10)} ${fmt(r.reference).padStart(10)} ${(r.ratio === null ? 'missing' : r.ratio.toFixed(2)).padStart(7)}`,
     );
   }
   const machine = {

@@ -9,5 +9,6 @@ export {
   kmeans,
   kmeansIterate,
 } from './kmeans.js';
+export type { Engine } from './engine/onnxruntime.js';
 export { defaultKnnOptions, type KnnOptions, type KnnResult, knnSearch, type Metric } from './knn.js';
 export { type LinearSumAssignment, type LinearSumAssignmentOptions, linearSumAssignment } from './lsa.js';

@@ -215,13 +215,52 @@ describe('assign', () => {
     const rng = new Rng(9);
     const centroids = { rows: 37, dim: 7, data: rng.fillNormal(new Float32Array(37 * 7)) };
     const x = { rows: 500, dim: 7, data: rng.fillNormal(new Float32Array(500 * 7)) };
-    const r = await assign(centroids, x);
-    expect(r.assignments).toEqual(nearest(x, centroids));
-    for (let i = 0; i < x.rows; i++) {
-      let s = 0;
-      for (let j = 0; j < 7; j++) s += (x.data[i * 7 + j]! - centroids.data[r.assignments[i]! * 7 + j]!) ** 2;
-      expect(r.distances[i]).toBeCloseTo(s, 4);
+    for (const engine of ['wasm', 'onnxruntime'] as const) {
+      const r = await assign(centroids, x, { engine });
+      expect(r.assignments).toEqual(nearest(x, centroids));
+      for (let i = 0; i < x.rows; i++) {
+        let s = 0;
+        for (let j = 0; j < 7; j++)
+          s += (x.data[i * 7 + j]! - centroids.data[r.assignments[i]! * 7 + j]!) ** 2;
+        expect(r.distances[i]).toBeCloseTo(s, 4);
+      }
+      expect(lastWorkspacePeakBytes()).toBeGreaterThan(0);
     }
-    expect(lastWorkspacePeakBytes()).toBeGreaterThan(0);
+  });
+});
+
+describe('the onnxruntime engine', () => {
+  it('gives the same clustering as the WebAssembly kernels, resident or streamed, on 1 and 2 threads', async () => {
+    const { x } = blobs(40, 40, 24, 3);
+    for (const options of [
+      { seed: 3 },
+      { seed: 4, init: 'random', restarts: 2, threads: 1 },
+      { seed: 5, init: 'random', blockBytes: 64 * 1024 },
+    ] as const) {
+      const wasm = await kmeans(x, 40, { ...options, engine: 'wasm' });
+      const native = await kmeans(x, 40, { ...options, engine: 'onnxruntime' });
+      expect(native.assignments).toEqual(wasm.assignments);
+      expect(native.iterationsRun).toBe(wasm.iterationsRun);
+      expect(Math.abs(native.inertia - wasm.inertia)).toBeLessThan(1e-5 * wasm.inertia);
+    }
+  });
+
+  it('breaks exact ties toward the lower centroid index, as the kernels do', async () => {
+    // Every point is equally far from centroids 1 and 3 (and farther from 0 and 2).
+    const centroids = { rows: 4, dim: 2, data: Float32Array.of(9, 9, 1, 0, -9, -9, -1, 0) };
+    const x = { rows: 3, dim: 2, data: Float32Array.of(0, 0, 0, 1, 0, -2) };
+    for (const engine of ['wasm', 'onnxruntime'] as const) {
+      expect(Array.from((await assign(centroids, x, { engine })).assignments)).toEqual([1, 1, 1]);
+    }
+  });
+
+  it('is refused by name when the option is misspelt', async () => {
+    const { x } = blobs(3, 10, 4, 3, 1);
+    await expect(kmeans(x, 3, { engine: 'native' as 'wasm' })).rejects.toThrow(
+      `kmeans: options.engine must be one of 'auto', 'wasm', 'onnxruntime', got "native"`,
+    );
+    await expect(assign(x, x, { engine: 'gpu' as 'wasm' })).rejects.toThrow(
+      `assign: options.engine must be one of`,
+    );
   });
 });

@@ -6,6 +6,7 @@ import {
   Rng,
 } from '@compress/core';
 import { CALL_WORK, type Call, chunks, defaultThreads, splitRange, Workspace } from './engine/engine.js';
+import { checkEngine, type Engine, resolveEngine, type TopKEngine } from './engine/onnxruntime.js';
 import { checkBlockBytes, checkInt, checkRows, checkSameDim, checkThreads } from './validate.js';
 
 /** How the first centroids are chosen. */
@@ -61,6 +62,12 @@ export interface KMeansOptions {
    * @default 1 GiB — resident up to 1 GiB of points (e.g. 500k × 512), bounded memory beyond
    */
   blockBytes?: number;
+  /**
+   * What runs the assignment step's product: `wasm`, `onnxruntime` (optional peer dependency) or
+   * `auto` (onnxruntime when installed and the product is large); see `KnnOptions.engine`.
+   * @default 'auto'
+   */
+  engine?: Engine;
   /** Called after every iteration (and restart) with `phase: 'kmeans'`; see {@link kmeansIterate}. */
   onProgress?: ProgressListener;
 }
@@ -73,6 +80,7 @@ export const defaultKMeansOptions: Required<Omit<KMeansOptions, 'onProgress' | '
   minPointsPerCentroid: 1,
   maxPointsPerCentroid: Number.POSITIVE_INFINITY,
   blockBytes: 2 ** 30,
+  engine: 'auto',
 };
 
 export interface KMeansResult {
@@ -121,6 +129,7 @@ function resolve(x: FeatureMatrix, k: number, options: KMeansOptions, fn: string
   checkInt(o.restarts, 'options.restarts', fn, 1, 1e6);
   checkThreads(o.threads, fn);
   checkBlockBytes(o.blockBytes, fn);
+  checkEngine(o.engine, fn);
   if (o.init !== 'kmeans++' && o.init !== 'random') {
     throw new CompressError(
       'INVALID_ARGUMENT',
@@ -212,6 +221,7 @@ export async function* kmeansIterate(
   }
   const points = new Points(o, d, k, Math.max(n, train.rows));
   try {
+    points.native = await resolveEngine(o.engine, nativeWork(train.rows, k, d), fn);
     let best: KMeansResult | null = null;
     for (let restart = 0; restart < o.restarts; restart++) {
       const r = rng.fork(`restart ${restart}`);
@@ -259,6 +269,8 @@ export interface AssignOptions {
   threads?: number;
   /** @default 1 GiB — see {@link KMeansOptions.blockBytes} */
   blockBytes?: number;
+  /** @default 'auto' — see {@link KMeansOptions.engine} */
+  engine?: Engine;
 }
 
 /**
@@ -278,10 +290,12 @@ export async function assign(
     ...defaultKMeansOptions,
     threads: checkThreads(options.threads ?? defaultThreads(), fn),
     blockBytes: checkBlockBytes(options.blockBytes ?? defaultKMeansOptions.blockBytes, fn),
+    engine: checkEngine(options.engine ?? defaultKMeansOptions.engine, fn),
   } as Resolved;
   if (x.rows === 0) return { assignments: new Int32Array(0), distances: new Float32Array(0) };
   const points = new Points(o, x.dim, centroids.rows, x.rows);
   try {
+    points.native = await resolveEngine(o.engine, nativeWork(x.rows, centroids.rows, x.dim), fn);
     const r = await points.lloyd(x, centroids.data, false, true);
     return { assignments: r.assignments!, distances: r.distances! };
   } finally {
@@ -319,6 +333,8 @@ class Points {
   private readonly trials: number;
   /** The matrix whose rows are resident (the whole of it), if any. */
   resident: FeatureMatrix | null = null;
+  /** onnxruntime, when it runs the assignment product (else the fused WebAssembly kernel does). */
+  native: TopKEngine | null = null;
   private prevOf: FeatureMatrix | null = null;
 
   constructor(o: Resolved, d: number, k: number, maxRows: number) {
@@ -367,6 +383,39 @@ class Points {
     if (this.resident === m) return;
     this.ws.f32(this.xptr, (r1 - r0) * this.d).set(m.data.subarray(r0 * this.d, r1 * this.d));
     this.resident = r0 === 0 && r1 === m.rows ? m : null;
+  }
+
+  /**
+   * The assignment step on onnxruntime for rows r0…r1 of m: nearest centroid by the largest
+   * 2⟨x, c⟩ − ‖c‖² (ties to the lower index, as the fused kernel), written where the kernel would.
+   */
+  private async nativeAssign(
+    m: FeatureMatrix,
+    r0: number,
+    r1: number,
+    centroids: Float32Array,
+    negNorms: Float32Array,
+  ): Promise<void> {
+    const { d, k } = this;
+    const out = this.ws.i32(this.assignPtr + r0 * 4, r1 - r0);
+    // Score blocks of ≤ 4 Mi floats.
+    const step = Math.max(1, Math.min(4096, Math.floor(2 ** 22 / k)));
+    for (let a = r0; a < r1; a += step) {
+      const b = Math.min(r1, a + step);
+      const top = await this.native!.topk(
+        m.data.subarray(a * d, b * d),
+        b - a,
+        centroids,
+        k,
+        d,
+        1,
+        negNorms,
+        this.threads,
+      );
+      for (let i = 0; i < b - a; i++) {
+        out[a - r0 + i] = Number.isFinite(top.values[i]!) ? Number(top.indices[i]!) : EMPTY;
+      }
+    }
   }
 
   /** Forgets the previous assignment, so the next pass counts every point as changed. */
@@ -504,34 +553,48 @@ class Points {
       }
     }
     const sweep = Math.max(1, Math.floor(SWEEP_BYTES / (32 * d)));
+    let negNorms: Float32Array | null = null;
+    if (this.native !== null) {
+      negNorms = new Float32Array(k);
+      for (let c = 0; c < k; c++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) s += centroids[c * d + j]! * centroids[c * d + j]!;
+        negNorms[c] = -s;
+      }
+    }
     for (let r0 = 0; r0 < m.rows; r0 += this.blockRows) {
       const r1 = Math.min(m.rows, r0 + this.blockRows);
       this.load(m, r0, r1);
       const rows = r1 - r0;
       const off = r0 * 4;
+      if (this.native !== null) await this.nativeAssign(m, r0, r1, centroids, negNorms!);
       const ranges = splitRange(rows, this.parts, 4);
       const step = Math.max(4, CALL_WORK / (kp * d));
       const batches = ranges.map(([a, b], p): Call[] =>
         chunks(a, b, step, 4).flatMap(([r0, r1]): Call[] => [
-          ['heap_init', this.best + off + r0 * 4, this.assignPtr + off + r0 * 4, r1 - r0],
-          [
-            'knn_search',
-            this.xptr,
-            r0,
-            r1,
-            d,
-            this.cpanels,
-            this.cnorms,
-            0,
-            np,
-            k,
-            0,
-            1,
-            this.best + off,
-            this.assignPtr + off,
-            sweep,
-            1,
-          ],
+          ...(this.native !== null
+            ? []
+            : ([
+                ['heap_init', this.best + off + r0 * 4, this.assignPtr + off + r0 * 4, r1 - r0],
+                [
+                  'knn_search',
+                  this.xptr,
+                  r0,
+                  r1,
+                  d,
+                  this.cpanels,
+                  this.cnorms,
+                  0,
+                  np,
+                  k,
+                  0,
+                  1,
+                  this.best + off,
+                  this.assignPtr + off,
+                  sweep,
+                  1,
+                ],
+              ] satisfies Call[])),
           [
             'kmeans_accumulate',
             this.xptr,
@@ -585,6 +648,14 @@ class Points {
     }
     return result;
   }
+}
+
+/**
+ * The work `auto` weighs for onnxruntime: one assignment pass's multiply-adds, counted only from 32
+ * centroids on (below that the fused kernel is as fast: the product is too thin for the native one).
+ */
+function nativeWork(n: number, k: number, d: number): number {
+  return k < 32 ? 0 : n * k * d;
 }
 
 /** Initial centroids (k × D, row-major) from the training points. */

@@ -56,7 +56,7 @@ function rowsOf<T extends Int32Array | Float32Array>(a: T, k: number): number[][
   return out;
 }
 
-describe('knnSearch', () => {
+describe.each(['wasm', 'onnxruntime'] as const)('knnSearch (engine %s)', (engine) => {
   it('meets the golden k-NN neighbours and cosine similarities (eval.json)', async () => {
     const golden = JSON.parse(readFileSync(goldenPath('eval.json'), 'utf8')).knn;
     const train = golden.train_features as number[][];
@@ -64,7 +64,7 @@ describe('knnSearch', () => {
     const base = { rows: train.length, dim: train[0]!.length, data: Float32Array.from(train.flat()) };
     const queries = { rows: query.length, dim: query[0]!.length, data: Float32Array.from(query.flat()) };
     for (const threads of [1, 2]) {
-      const r = await knnSearch(base, queries, 20, { metric: 'cosine', threads });
+      const r = await knnSearch(base, queries, 20, { engine, metric: 'cosine', threads });
       expect(rowsOf(r.indices, 20)).toEqual(golden.neighbors.indices);
       const want = (golden.neighbors.similarities as number[][]).flat();
       const scale = Math.max(...want.map(Math.abs));
@@ -90,7 +90,7 @@ describe('knnSearch', () => {
       const base = integers(700, 9, 1, 1);
       const queries = integers(150, 9, 2, 1);
       const k = 7;
-      const r = await knnSearch(base, queries, k, { metric, threads });
+      const r = await knnSearch(base, queries, k, { engine, metric, threads });
       const want = bruteForce(base, queries, k, metric);
       if (metric === 'cosine') {
         // Normalised rows are not exact: compare scores to float precision, indices where unambiguous.
@@ -113,7 +113,7 @@ describe('knnSearch', () => {
     base.data.copyWithin(40 * 13, 5 * 13, 6 * 13);
     const queries = { rows: 1, dim: 13, data: base.data.slice(5 * 13, 6 * 13) };
     for (const metric of ['ip', 'l2', 'cosine'] as const) {
-      const r = await knnSearch(base, queries, 3, { metric, threads: 1 });
+      const r = await knnSearch(base, queries, 3, { engine, metric, threads: 1 });
       expect(Array.from(r.indices)).toEqual([5, 17, 40]);
       expect(r.scores[0]).toBe(r.scores[1]);
       expect(r.scores[1]).toBe(r.scores[2]);
@@ -130,7 +130,7 @@ describe('knnSearch', () => {
     ] as const) {
       const queries = matrix(nq, 33, () => rng.normal());
       for (const metric of ['ip', 'l2'] as const) {
-        const r = await knnSearch(base, queries, 10, { metric, threads });
+        const r = await knnSearch(base, queries, 10, { engine, metric, threads });
         const want = bruteForce(base, queries, 10, metric);
         expect(rowsOf(r.indices, 10)).toEqual(want.indices);
         const got = rowsOf(r.scores, 10);
@@ -148,11 +148,12 @@ describe('knnSearch', () => {
   it('streams base and queries in blocks with bounded memory and the same result', async () => {
     const base = integers(6000, 64, 6, 2);
     const queries = integers(500, 64, 7, 2);
-    const whole = await knnSearch(base, queries, 5, { metric: 'l2', threads: 2 });
+    const whole = await knnSearch(base, queries, 5, { engine, metric: 'l2', threads: 2 });
     const wholeBytes = lastWorkspacePeakBytes();
     const events: number[] = [];
     const blockBytes = 64 * 1024; // 128 base rows and ≤ 4 groups of queries at a time
     const blocked = await knnSearch(base, queries, 5, {
+      engine,
       metric: 'l2',
       threads: 2,
       blockBytes,
@@ -160,63 +161,71 @@ describe('knnSearch', () => {
     });
     expect(blocked.indices).toEqual(whole.indices);
     expect(blocked.scores).toEqual(whole.scores);
+    expect(events.length).toBeGreaterThan(40);
+    if (engine === 'onnxruntime') {
+      // A base block, a query group and onnxruntime's score block, each within the budget.
+      expect(Math.max(...events)).toBeLessThanOrEqual(blockBytes);
+      return;
+    }
     // 6000 × 64 floats are 1.5 MiB; the engine held two blocks, one query group and 2 pages of slack.
     const bound = 3 * blockBytes + 2 * 65536 + 2 * 65536;
     expect(lastWorkspacePeakBytes()).toBeLessThanOrEqual(bound);
     expect(Math.max(...events)).toBeLessThanOrEqual(bound);
     expect(wholeBytes).toBeGreaterThan(2 * 6000 * 64 * 4);
-    expect(events.length).toBeGreaterThan(40);
   });
 
   it('handles k = N, a single row, D not a multiple of 4 and no queries', async () => {
     const base = integers(11, 3, 8);
     const queries = integers(2, 3, 9);
-    const r = await knnSearch(base, queries, 11, { metric: 'ip' });
+    const r = await knnSearch(base, queries, 11, { engine, metric: 'ip' });
     expect(rowsOf(r.indices, 11)).toEqual(bruteForce(base, queries, 11, 'ip').indices);
     const one = await knnSearch(
       { rows: 1, dim: 1, data: Float32Array.of(2) },
       { rows: 1, dim: 1, data: Float32Array.of(3) },
       1,
-      {
-        metric: 'l2',
-      },
+      { engine, metric: 'l2' },
     );
     expect(Array.from(one.indices)).toEqual([0]);
     expect(Array.from(one.scores)).toEqual([1]);
-    const none = await knnSearch(base, { rows: 0, dim: 3, data: new Float32Array(0) }, 2);
+    const none = await knnSearch(base, { rows: 0, dim: 3, data: new Float32Array(0) }, 2, { engine });
     expect(none.indices.length).toBe(0);
   });
 
   it('rejects bad input with messages naming it', async () => {
     const base = integers(10, 4, 1);
     const queries = integers(3, 4, 2);
-    await expect(knnSearch(base, integers(3, 5, 2), 1)).rejects.toThrow(
+    await expect(knnSearch(base, integers(3, 5, 2), 1, { engine })).rejects.toThrow(
       'knnSearch: queries.dim (5) must equal base.dim (4)',
     );
-    await expect(knnSearch(base, queries, 11)).rejects.toThrow(
+    await expect(knnSearch(base, queries, 11, { engine })).rejects.toThrow(
       'knnSearch: k must be an integer from 1 to 10 (the number of base rows), got 11',
     );
-    await expect(knnSearch(base, queries, 0)).rejects.toThrow('knnSearch: k must be an integer from 1 to 10');
+    await expect(knnSearch(base, queries, 0, { engine })).rejects.toThrow(
+      'knnSearch: k must be an integer from 1 to 10',
+    );
     const bad = integers(10, 4, 1);
     bad.data[6 * 4 + 2] = Number.NaN;
-    await expect(knnSearch(bad, queries, 1)).rejects.toThrow(
+    await expect(knnSearch(bad, queries, 1, { engine })).rejects.toThrow(
       'knnSearch: base: found NaN at row 6, column 2 (non-finite rows: row 6); expected finite numbers',
     );
     const badQ = integers(3, 4, 2);
     badQ.data[1 * 4] = Number.POSITIVE_INFINITY;
-    await expect(knnSearch(base, badQ, 1)).rejects.toThrow(
+    await expect(knnSearch(base, badQ, 1, { engine })).rejects.toThrow(
       'knnSearch: queries: found Infinity at row 1, column 0',
     );
-    await expect(knnSearch(base, queries, 1, { metric: 'dot' as Metric })).rejects.toThrow(
+    await expect(knnSearch(base, queries, 1, { engine, metric: 'dot' as Metric })).rejects.toThrow(
       `knnSearch: options.metric must be one of 'cosine', 'ip', 'l2', got "dot"`,
     );
-    await expect(knnSearch({ rows: 3, dim: 4, data: new Float32Array(5) }, queries, 1)).rejects.toThrow(
-      'knnSearch: base: expected 3×4 = 12 values, found 5',
-    );
-    await expect(knnSearch(base, queries, 1, { threads: 0 })).rejects.toThrow(
+    await expect(
+      knnSearch({ rows: 3, dim: 4, data: new Float32Array(5) }, queries, 1, { engine }),
+    ).rejects.toThrow('knnSearch: base: expected 3×4 = 12 values, found 5');
+    await expect(knnSearch(base, queries, 1, { engine, threads: 0 })).rejects.toThrow(
       'knnSearch: options.threads must be an integer from 1 to 256, got 0',
     );
-    const err = await knnSearch(base, queries, 11).catch((e: unknown) => e);
+    await expect(knnSearch(base, queries, 1, { engine: 'gpu' as 'wasm' })).rejects.toThrow(
+      `knnSearch: options.engine must be one of 'auto', 'wasm', 'onnxruntime', got "gpu"`,
+    );
+    const err = await knnSearch(base, queries, 11, { engine }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CompressError);
     expect((err as CompressError).code).toBe('INVALID_ARGUMENT');
   });

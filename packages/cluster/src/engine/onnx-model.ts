@@ -1,0 +1,146 @@
+/**
+ * A minimal writer of ONNX model files (protobuf wire format) for the small compute graphs the
+ * onnxruntime engine runs. Only what those graphs need: nodes with int and float attributes, and
+ * float32/int64 inputs and outputs with fixed or named dimensions. onnxruntime validates what it
+ * loads, so a mistake here is an error at session creation, never a wrong result.
+ */
+
+/** ONNX TensorProto.DataType values used here. */
+export const FLOAT = 1;
+export const INT64 = 7;
+
+export interface OnnxValue {
+  name: string;
+  elemType: typeof FLOAT | typeof INT64;
+  /** Fixed sizes, or names of dimensions given at run time. */
+  shape: (number | string)[];
+}
+
+export interface OnnxNode {
+  opType: string;
+  inputs: string[];
+  outputs: string[];
+  /** Integer attributes (ONNX INT) and float attributes (ONNX FLOAT, written as float32). */
+  ints?: Record<string, number>;
+  floats?: Record<string, number>;
+}
+
+export interface OnnxGraph {
+  name: string;
+  nodes: OnnxNode[];
+  inputs: OnnxValue[];
+  outputs: OnnxValue[];
+  /** Version of the default ("ai.onnx") operator set. */
+  opset: number;
+}
+
+/** Serialises a graph as an ONNX ModelProto (IR version 7). */
+export function encodeOnnxModel(graph: OnnxGraph): Uint8Array {
+  const g = new Writer();
+  for (const n of graph.nodes) g.message(1, encodeNode(n));
+  g.string(2, graph.name);
+  for (const v of graph.inputs) g.message(11, encodeValue(v));
+  for (const v of graph.outputs) g.message(12, encodeValue(v));
+
+  const opset = new Writer();
+  opset.string(1, '');
+  opset.varint(2, graph.opset);
+
+  const m = new Writer();
+  m.varint(1, 7); // ir_version
+  m.string(2, '@compress/cluster'); // producer_name
+  m.message(7, g.bytes()); // graph
+  m.message(8, opset.bytes()); // opset_import
+  return m.bytes();
+}
+
+function encodeNode(n: OnnxNode): Uint8Array {
+  const w = new Writer();
+  for (const i of n.inputs) w.string(1, i);
+  for (const o of n.outputs) w.string(2, o);
+  w.string(4, n.opType);
+  for (const [name, value] of Object.entries(n.ints ?? {})) {
+    const a = new Writer();
+    a.string(1, name);
+    a.varint(3, value); // i
+    a.varint(20, 2); // type: INT
+    w.message(5, a.bytes());
+  }
+  for (const [name, value] of Object.entries(n.floats ?? {})) {
+    const a = new Writer();
+    a.string(1, name);
+    a.float32(2, value); // f
+    a.varint(20, 1); // type: FLOAT
+    w.message(5, a.bytes());
+  }
+  return w.bytes();
+}
+
+function encodeValue(v: OnnxValue): Uint8Array {
+  const shape = new Writer();
+  for (const d of v.shape) {
+    const dim = new Writer();
+    if (typeof d === 'number') dim.varint(1, d);
+    else dim.string(2, d);
+    shape.message(1, dim.bytes());
+  }
+  const tensor = new Writer();
+  tensor.varint(1, v.elemType);
+  tensor.message(2, shape.bytes());
+  const type = new Writer();
+  type.message(1, tensor.bytes());
+  const w = new Writer();
+  w.string(1, v.name);
+  w.message(2, type.bytes());
+  return w.bytes();
+}
+
+/** Protobuf wire-format writer: varint (0), 32-bit (5) and length-delimited (2) fields. */
+class Writer {
+  private readonly parts: number[] = [];
+
+  private raw(n: number): void {
+    // Non-negative integers below 2^53 (every value written here).
+    let v = n;
+    while (v >= 0x80) {
+      this.parts.push((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    this.parts.push(v);
+  }
+
+  private tag(field: number, wireType: number): void {
+    this.raw(field * 8 + wireType);
+  }
+
+  varint(field: number, value: number): void {
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`onnx writer: varint ${value}`);
+    this.tag(field, 0);
+    this.raw(value);
+  }
+
+  float32(field: number, value: number): void {
+    this.tag(field, 5);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, value, true);
+    this.parts.push(...b);
+  }
+
+  bytesField(field: number, bytes: Uint8Array): void {
+    this.tag(field, 2);
+    this.raw(bytes.length);
+    for (const b of bytes) this.parts.push(b);
+  }
+
+  string(field: number, s: string): void {
+    this.bytesField(field, new TextEncoder().encode(s));
+  }
+
+  message(field: number, bytes: Uint8Array): void {
+    this.bytesField(field, bytes);
+  }
+
+  bytes(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
+}
