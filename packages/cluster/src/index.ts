@@ -1,3 +1,4 @@
+export type { Engine } from './engine/onnxruntime.js';
 export {
   type AssignOptions,
   assign,
@@ -9,6 +10,5 @@ export {
   kmeans,
   kmeansIterate,
 } from './kmeans.js';
-export type { Engine } from './engine/onnxruntime.js';
 export { defaultKnnOptions, type KnnOptions, type KnnResult, knnSearch, type Metric } from './knn.js';
 export { type LinearSumAssignment, type LinearSumAssignmentOptions, linearSumAssignment } from './lsa.js';

@@ -47,6 +47,10 @@ describe('encodeOnnxModel', () => {
     // The graph name's length (300) is the varint 0xAC 0x02, after its tag (field 2, wire type 2).
     const at = Buffer.from(bytes).indexOf(Buffer.from([0x12, 0xac, 0x02]));
     expect(at).toBeGreaterThan(0);
-    expect(Buffer.from(bytes).subarray(at + 3, at + 303).toString()).toBe(long);
+    expect(
+      Buffer.from(bytes)
+        .subarray(at + 3, at + 303)
+        .toString(),
+    ).toBe(long);
   });
 });
