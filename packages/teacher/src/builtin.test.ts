@@ -37,7 +37,7 @@ describe('built-in fashion-mnist teacher', () => {
     const teacher = await createFashionMnistTeacher({ log: false });
     expect(teacher.inputLayout).toBe('NHWC');
     expect(teacher.modelImageShape).toEqual([28, 28, 1]);
-    expect(teacher.dim).toBe(1024);
+    expect(teacher.dim).toBe(2048);
     expect(() => teacher.checkImageShape([32, 32, 3])).toThrow(/resize or crop the images to 28×28/);
     await teacher.dispose();
   });
@@ -54,7 +54,8 @@ describe('built-in fashion-mnist teacher', () => {
     await teacher.dispose();
     const teacherAcc = await leaveOneOut(features, labels);
     const pixelAcc = await leaveOneOut({ rows: n, dim: 784, data: images }, labels);
-    expect(teacherAcc).toBeGreaterThan(pixelAcc + 0.01);
+    // Measured: 82.3% against 76.8% on these 1000 images.
+    expect(teacherAcc).toBeGreaterThan(pixelAcc + 0.03);
   }, 120_000);
 });
 
