@@ -28,7 +28,7 @@ const configs = [
   { K: 16384, Dt: 128, Ds: 128, reps: 10 },
   { K: 16384, Dt: 2048, Ds: 512, reps: 5 },
   { K: 128000, Dt: 128, Ds: 128, reps: 5 },
-  { K: 128000, Dt: 2048, Ds: 512, reps: 2 },
+  { K: 128000, Dt: 2048, Ds: 512, reps: 3 },
 ].slice(0, quick ? 1 : 4);
 
 const median = (xs) => {
@@ -38,10 +38,10 @@ const median = (xs) => {
 };
 const gib = (b) => (b / 2 ** 30).toFixed(2);
 
-function ours(c) {
+function ours(c, engine = 'wasm', threads = 1) {
   const out = execFileSync(
     process.execPath,
-    [join(here, 'step.mjs'), c.K, c.Dt, c.Ds, B, c.reps].map(String),
+    [join(here, 'step.mjs'), c.K, c.Dt, c.Ds, B, c.reps, engine, threads].map(String),
     {
       encoding: 'utf8',
       maxBuffer: 1 << 20,
@@ -94,6 +94,30 @@ for (const c of configs) {
     };
   }
   const oursMs = median(o.ms);
+  // The onnxruntime engine (the default where onnxruntime-node is installed) at 1 and 2 threads,
+  // each against PyTorch at the same thread count.
+  const native = {};
+  for (const threads of [1, 2]) {
+    try {
+      native[threads] = ours(c, 'onnxruntime', threads);
+    } catch (e) {
+      console.error(`onnxruntime engine failed: ${String(e.message).split('\n')[0]}`);
+      continue;
+    }
+    const ref = refs[threads];
+    const ms = median(native[threads].ms);
+    rows.push({
+      name: `${name} (onnxruntime, ${threads} thread${threads > 1 ? 's' : ''}) vs PyTorch ${threads} thread${threads > 1 ? 's' : ''}`,
+      unit: 'ms/step',
+      ours: Number(ms.toFixed(2)),
+      reference: ref ? Number(ref.ms.toFixed(2)) : null,
+      referenceName: ref
+        ? `PyTorch ${torchVersion} CPU, ${threads} thread${threads > 1 ? 's' : ''}${ref.hugetlb ? ', hugetlb malloc' : ''}`
+        : 'missing',
+      ratio: ref ? Number((ref.ms / ms).toFixed(3)) : null,
+      higherIsBetter: false,
+    });
+  }
   for (const threads of [1, 2]) {
     const ref = refs[threads];
     rows.push({
@@ -133,7 +157,12 @@ for (const c of configs) {
   notes.push(
     `${name}: ours ${o.ms.map((x) => x.toFixed(0)).join('/')} ms (CPU time median ${median(o.cpuMs).toFixed(1)} ms) (${o.engine} engine; wasm heap ${gib(o.wasmHeapBytes)} GiB, peak RSS ${gib(o.maxRssBytes)} GiB); PyTorch 1 thread: ${refs[1]?.all ?? 'missing'} (peak RSS ${refs[1] ? gib(refs[1].rss) : '?'} GiB); 2 threads: ${refs[2]?.all ?? 'missing'}`,
   );
-  console.log(notes.at(-1));
+  for (const [t, r] of Object.entries(native)) {
+    notes.push(
+      `${name}: onnxruntime engine, ${t} thread(s): ${r.ms.map((x) => x.toFixed(0)).join('/')} ms (peak RSS ${gib(r.maxRssBytes)} GiB)`,
+    );
+  }
+  console.log(notes.slice(-1 - Object.keys(native).length).join('\n'));
 }
 
 console.log(

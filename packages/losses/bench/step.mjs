@@ -1,11 +1,13 @@
 // One configuration of the loss benchmark on the tfjs wasm backend, in its own process (so peak
 // memory is this configuration's): prints one JSON line with per-step times and memory.
-// usage: node bench/step.mjs K Dt Ds B reps
+// usage: node bench/step.mjs K Dt Ds B reps [engine] [threads]
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { CompressLoss } from '../dist/index.js';
 
-const [K, Dt, Ds, B, reps] = process.argv.slice(2).map(Number);
+const [K, Dt, Ds, B, reps] = process.argv.slice(2, 7).map(Number);
+const engine = process.argv[7] ?? 'auto';
+const threads = Number(process.argv[8] ?? 0);
 await tf.setBackend('wasm');
 await tf.ready();
 const loss = new CompressLoss({
@@ -15,6 +17,8 @@ const loss = new CompressLoss({
   queueSize: K,
   batchSize: B,
   temperature: 0.04,
+  engine,
+  threads,
 });
 const teacher = tf.randomNormal([B, Dt]);
 const teacherFeats = { rows: B, dim: Dt, data: teacher.dataSync() };
@@ -27,7 +31,8 @@ function step() {
   tf.dispose([value, grads[student.name]]);
 }
 
-step(); // warm-up (also tiers up the wasm code)
+step(); // warm-up (also tiers up the wasm code, and sizes onnxruntime's memory arena)
+step();
 const ms = [];
 const cpuMs = [];
 for (let i = 0; i < reps; i++) {
@@ -38,7 +43,7 @@ for (let i = 0; i < reps; i++) {
   ms.push(performance.now() - t0);
   cpuMs.push((c.user + c.system) / 1000);
 }
-const heap = tf.backend().wasm.HEAPU8.length;
+const heap = loss.engineName === 'wasm' ? tf.backend().wasm.HEAPU8.length : 0;
 console.log(
   JSON.stringify({
     ms,

@@ -65,9 +65,11 @@ function expectClose(got: ArrayLike<number>, want: M | number[] | number, what: 
 }
 
 const setups = [
-  { backend: 'cpu', engine: 'auto', expectEngine: 'tfjs' },
-  { backend: 'wasm', engine: 'auto', expectEngine: 'wasm' },
+  { backend: 'cpu', engine: 'tfjs', expectEngine: 'tfjs' },
+  { backend: 'wasm', engine: 'wasm', expectEngine: 'wasm' },
   { backend: 'wasm', engine: 'tfjs', expectEngine: 'tfjs' },
+  { backend: 'wasm', engine: 'auto', expectEngine: 'onnxruntime' },
+  { backend: 'cpu', engine: 'onnxruntime', expectEngine: 'onnxruntime' },
 ] as const;
 
 describe.each(setups)('golden compress-loss.json on $backend (engine $expectEngine)', (setup) => {

@@ -1,5 +1,5 @@
+import { encodeOnnxModel, ONNX_FLOAT as FLOAT } from '@compress/core';
 import { describe, expect, it } from 'vitest';
-import { encodeOnnxModel, FLOAT } from './onnx-model.js';
 import { loadOnnxRuntime } from './onnxruntime.js';
 
 describe('encodeOnnxModel', () => {

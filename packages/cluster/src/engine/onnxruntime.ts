@@ -1,5 +1,11 @@
-import { CompressError } from '@compress/core';
-import { encodeOnnxModel, FLOAT, INT64, type OnnxNode, type OnnxValue } from './onnx-model.js';
+import {
+  CompressError,
+  encodeOnnxModel,
+  ONNX_FLOAT as FLOAT,
+  ONNX_INT64 as INT64,
+  type OnnxNode,
+  type OnnxValue,
+} from '@compress/core';
 
 /**
  * The second engine of @compress/cluster: the big products run by onnxruntime-node (an optional

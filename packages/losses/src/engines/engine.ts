@@ -10,10 +10,11 @@ export interface LossAndGrad {
 
 /**
  * Computes the CompRess loss for normalised features against the queues. `wasm` reads queues in the
- * tfjs wasm heap through XNNPACK; `tfjs` uses TensorFlow.js ops on whatever backend is active.
+ * tfjs wasm heap through XNNPACK; `tfjs` uses TensorFlow.js ops on whatever backend is active;
+ * `onnxruntime` runs one native graph per step on onnxruntime-node.
  */
 export interface LossEngine {
-  readonly name: 'wasm' | 'tfjs';
+  readonly name: 'wasm' | 'tfjs' | 'onnxruntime';
   /** Storage for a queue of `length` floats. */
   storage(length: number, what: string): QueueStorage;
   /** Reserves per-step memory for batches of up to `batch` rows (throws OUT_OF_MEMORY when it cannot). */

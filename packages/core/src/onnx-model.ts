@@ -1,6 +1,7 @@
 /**
- * A minimal writer of ONNX model files (protobuf wire format) for the small compute graphs the
- * onnxruntime engine runs. Only what those graphs need: nodes with int and float attributes, and
+ * A minimal writer of ONNX model files (protobuf wire format) for the small compute graphs that
+ * compress runs on onnxruntime (the k-NN/k-means products of @compress/cluster, the loss of
+ * @compress/losses). Only what those graphs need: nodes with int and float attributes, and
  * float32/int64 inputs and outputs with fixed or named dimensions. onnxruntime validates what it
  * loads, so a mistake here is an error at session creation, never a wrong result.
  */
@@ -48,7 +49,7 @@ export function encodeOnnxModel(graph: OnnxGraph): Uint8Array {
 
   const m = new Writer();
   m.varint(1, 7); // ir_version
-  m.string(2, '@compress/cluster'); // producer_name
+  m.string(2, 'compress'); // producer_name
   m.message(7, g.bytes()); // graph
   m.message(8, opset.bytes()); // opset_import
   return m.bytes();
