@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { CompressError, Rng } from '@compress/core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
@@ -535,6 +536,29 @@ describe('memory', () => {
     const fits = Number(/about K = (\d+)/.exec((err as Error).message)![1]);
     expect(fits).toBeGreaterThan(128000);
     expect(fits).toBeLessThan(600000);
+  });
+
+  it('refuses, before training, a queue whose onnxruntime step buffers exceed the free memory', async () => {
+    const K = Math.ceil((2 * totalmem()) / (40 * 256));
+    let err: unknown;
+    try {
+      // Queue rows of 1 dim are a few MiB; the step's B×K buffers would be twice the machine's memory.
+      new CompressLoss({
+        variant: 'no-momentum',
+        teacherDim: 1,
+        studentDim: 1,
+        queueSize: K,
+        batchSize: 256,
+        engine: 'onnxruntime',
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(CompressError);
+    expect((err as CompressError).code).toBe('OUT_OF_MEMORY');
+    expect((err as Error).message).toMatch(
+      /queues of K = \d+ rows .* on the onnxruntime engine, which does not fit \(onnxruntime's step buffers for B = 256, K = \d+ need about .* GiB, more than the .* free\); about K = \d+ would fit/,
+    );
   });
 
   it('refuses queues that JavaScript memory cannot hold on the tfjs engine', async () => {

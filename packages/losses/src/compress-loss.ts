@@ -1,3 +1,4 @@
+import { freemem } from 'node:os';
 import { assertFinite, CompressError, type FeatureMatrix, Rng } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LossEngine } from './engines/engine.js';
@@ -546,10 +547,16 @@ function outOfMemory(o: Resolved, qDim: number, engine: LossEngine, cause: Compr
   const wasm = engine.name === 'wasm';
   const bp = (B + 3) & ~3; // the wasm engine pads the batch to the SIMD width
   const dim = Math.max(o.teacherDim, o.studentDim);
-  // Bytes per queue row: the queues, and (wasm) three K×B workspace matrices.
-  const perRow = 4 * (o.teacherDim + qDim) + (wasm ? 12 * bp : 0);
+  // Bytes per queue row: the queues, and the step's K×B matrices (three on wasm, ~ten on onnxruntime).
+  const perRow =
+    4 * (o.teacherDim + qDim) +
+    (wasm ? 12 * bp : engine.name === 'onnxruntime' ? OnnxLossEngine.workspaceBytes(B, 1) : 0);
   const need = o.queueSize * perRow + (wasm ? 8 * dim * bp : 0);
   let fits = '';
+  if (engine.name === 'onnxruntime') {
+    const perRowNative = 4 * (o.teacherDim + qDim) + OnnxLossEngine.workspaceBytes(B, 1);
+    fits = `; about K = ${Math.floor((freemem() * 0.9) / perRowNative)} would fit the memory free now (${formatBytes(freemem())})`;
+  }
   const heap = wasm ? WasmHeap.of(tf.backend()) : null;
   if (heap !== null) {
     // What the heap can still grow by (free blocks inside it may add a little).

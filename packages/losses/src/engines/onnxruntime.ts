@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module';
+import { freemem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CompressError, encodeOnnxModel, ONNX_FLOAT, ONNX_INT64, type OnnxValue } from '@compress/core';
 import type { MemoryQueue } from '../queue.js';
-import { jsStorage, type QueueStorage } from '../storage.js';
+import { formatBytes, jsStorage, type QueueStorage } from '../storage.js';
 import type { LossAndGrad, LossEngine } from './engine.js';
 
 /**
@@ -160,9 +161,25 @@ export class OnnxLossEngine implements LossEngine {
     return jsStorage(length, what);
   }
 
-  /** onnxruntime plans its own buffers; this is an estimate of them: about ten B×K matrices. */
+  /**
+   * onnxruntime plans its own buffers: about ten B×K float32 matrices per step. Refused up front
+   * (OUT_OF_MEMORY) when they exceed the memory the machine has free now.
+   */
   reserve(batch: number, size: number): void {
-    this.reserved = Math.max(this.reserved, 40 * batch * size);
+    const need = OnnxLossEngine.workspaceBytes(batch, size);
+    if (need > this.reserved && need > freemem()) {
+      throw new CompressError(
+        'OUT_OF_MEMORY',
+        `onnxruntime's step buffers for B = ${batch}, K = ${size} need about ${formatBytes(need)}, more than the ${formatBytes(freemem())} free`,
+        { input: 'queueSize' },
+      );
+    }
+    this.reserved = Math.max(this.reserved, need);
+  }
+
+  /** Bytes of onnxruntime's per-step buffers for batches of `batch` rows against `size` queue rows. */
+  static workspaceBytes(batch: number, size: number): number {
+    return 40 * batch * size;
   }
 
   get reservedBytes(): number {
