@@ -229,7 +229,7 @@ export async function knnSearch(
 }
 
 /**
- * knnSearch on onnxruntime: base blocks (normalised for cosine) against query groups, each pair one
+ * knnSearch on onnxruntime: base blocks (normalised once each for cosine) against query groups, each pair one
  * Gemm + TopK call; every block's k best are merged into the running lists (blocks arrive in index
  * order, so on equal scores the kept entry, of lower index, stays first). Memory: a base block and
  * a query group copy plus onnxruntime's m × n score block, all sized by blockBytes.
@@ -282,8 +282,9 @@ async function knnNative(
     for (let g = 0; g < nGroups; g++) {
       const q0 = g * groupRows;
       const qn = Math.min(groupRows, nq - q0);
-      let group = queries.data.subarray(q0 * d, (q0 + qn) * d);
-      if (normalize) group = l2NormalizeRows({ rows: qn, dim: d, data: group }).data;
+      // Queries go in as they are: a query's scale does not change its ranking, so for cosine its
+      // k scores are divided by its norm at the end instead of normalising it for every base block.
+      const group = queries.data.subarray(q0 * d, (q0 + qn) * d);
       const top = await native.topk(group, qn, block, rows, d, kk, negNorms, threads);
       for (let q = 0; q < qn; q++) {
         const out = (q0 + q) * k;
@@ -318,7 +319,9 @@ async function knnNative(
   }
   for (let q = 0; q < nq; q++) {
     let qn2 = 0;
-    if (l2) for (let j = 0; j < d; j++) qn2 += queries.data[q * d + j]! * queries.data[q * d + j]!;
+    if (l2 || normalize)
+      for (let j = 0; j < d; j++) qn2 += queries.data[q * d + j]! * queries.data[q * d + j]!;
+    const inv = normalize ? 1 / Math.max(Math.sqrt(qn2), 1e-12) : 1;
     for (let j = 0; j < k; j++) {
       const at = q * k + j;
       if (indices[at] === EMPTY) {
@@ -329,6 +332,7 @@ async function knnNative(
         );
       }
       if (l2) scores[at] = Math.max(0, qn2 - scores[at]!);
+      else if (normalize) scores[at] = scores[at]! * inv;
     }
   }
   return { indices, scores, k };

@@ -67,6 +67,23 @@ function torch(c, threads, hugetlb) {
   }
 }
 
+/** One row: our step time (engine/threads in `what`) against PyTorch's at `threads` threads. */
+function stepRow(name, what, ms, refs, threads) {
+  const ref = refs[threads];
+  const t = `${threads} thread${threads > 1 ? 's' : ''}`;
+  return {
+    name: `${name} (${what}) vs PyTorch ${t}`,
+    unit: 'ms/step',
+    ours: Number(ms.toFixed(2)),
+    reference: ref ? Number(ref.ms.toFixed(2)) : null,
+    referenceName: ref
+      ? `PyTorch ${torchVersion} CPU, ${t}${ref.hugetlb ? ', hugetlb malloc' : ''}`
+      : 'missing',
+    ratio: ref ? Number((ref.ms / ms).toFixed(3)) : null,
+    higherIsBetter: false,
+  };
+}
+
 const rows = [];
 const notes = [];
 let torchVersion = 'missing';
@@ -104,34 +121,17 @@ for (const c of configs) {
       console.error(`onnxruntime engine failed: ${String(e.message).split('\n')[0]}`);
       continue;
     }
-    const ref = refs[threads];
-    const ms = median(native[threads].ms);
-    rows.push({
-      name: `${name} (onnxruntime, ${threads} thread${threads > 1 ? 's' : ''}) vs PyTorch ${threads} thread${threads > 1 ? 's' : ''}`,
-      unit: 'ms/step',
-      ours: Number(ms.toFixed(2)),
-      reference: ref ? Number(ref.ms.toFixed(2)) : null,
-      referenceName: ref
-        ? `PyTorch ${torchVersion} CPU, ${threads} thread${threads > 1 ? 's' : ''}${ref.hugetlb ? ', hugetlb malloc' : ''}`
-        : 'missing',
-      ratio: ref ? Number((ref.ms / ms).toFixed(3)) : null,
-      higherIsBetter: false,
-    });
+    rows.push(
+      stepRow(
+        name,
+        `onnxruntime, ${threads} thread${threads > 1 ? 's' : ''}`,
+        median(native[threads].ms),
+        refs,
+        threads,
+      ),
+    );
   }
-  for (const threads of [1, 2]) {
-    const ref = refs[threads];
-    rows.push({
-      name: `${name} (wasm, 1 thread) vs PyTorch ${threads} thread${threads > 1 ? 's' : ''}`,
-      unit: 'ms/step',
-      ours: Number(oursMs.toFixed(2)),
-      reference: ref ? Number(ref.ms.toFixed(2)) : null,
-      referenceName: ref
-        ? `PyTorch ${torchVersion} CPU, ${threads} thread${threads > 1 ? 's' : ''}${ref.hugetlb ? ', hugetlb malloc' : ''}`
-        : 'missing',
-      ratio: ref ? Number((ref.ms / oursMs).toFixed(3)) : null,
-      higherIsBetter: false,
-    });
-  }
+  for (const threads of [1, 2]) rows.push(stepRow(name, 'wasm, 1 thread', oursMs, refs, threads));
   if (refs[1]) {
     const oursCpu = median(o.cpuMs);
     rows.push({
