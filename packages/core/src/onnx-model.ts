@@ -4,6 +4,7 @@
  * @compress/losses). Only what those graphs need: nodes with int and float attributes, and
  * float32/int64 inputs and outputs with fixed or named dimensions. onnxruntime validates what it
  * loads, so a mistake here is an error at session creation, never a wrong result.
+ * Also used for the convolution graphs of @compress/students.
  */
 
 /** ONNX TensorProto.DataType values used here. */
@@ -24,6 +25,8 @@ export interface OnnxNode {
   /** Integer attributes (ONNX INT) and float attributes (ONNX FLOAT, written as float32). */
   ints?: Record<string, number>;
   floats?: Record<string, number>;
+  /** Integer-list attributes (ONNX INTS): Conv's pads and strides, Transpose's perm. */
+  intLists?: Record<string, readonly number[]>;
 }
 
 export interface OnnxGraph {
@@ -33,6 +36,16 @@ export interface OnnxGraph {
   outputs: OnnxValue[];
   /** Version of the default ("ai.onnx") operator set. */
   opset: number;
+  /** Constant tensors (shapes, axes, pads, bounds), read by nodes like inputs. */
+  initializers?: OnnxInitializer[];
+}
+
+/** A constant tensor of the graph: int64 values (shapes, axes, pads) or float32 values. */
+export interface OnnxInitializer {
+  name: string;
+  elemType: typeof FLOAT | typeof INT64;
+  dims: number[];
+  values: readonly number[];
 }
 
 /** Serialises a graph as an ONNX ModelProto (IR version 7). */
@@ -40,6 +53,7 @@ export function encodeOnnxModel(graph: OnnxGraph): Uint8Array {
   const g = new Writer();
   for (const n of graph.nodes) g.message(1, encodeNode(n));
   g.string(2, graph.name);
+  for (const t of graph.initializers ?? []) g.message(5, encodeInitializer(t));
   for (const v of graph.inputs) g.message(11, encodeValue(v));
   for (const v of graph.outputs) g.message(12, encodeValue(v));
 
@@ -74,6 +88,35 @@ function encodeNode(n: OnnxNode): Uint8Array {
     a.varint(20, 1); // type: FLOAT
     w.message(5, a.bytes());
   }
+  for (const [name, values] of Object.entries(n.intLists ?? {})) {
+    const a = new Writer();
+    a.string(1, name);
+    for (const value of values) a.int64Field(8, value); // ints (unpacked)
+    a.varint(20, 7); // type: INTS
+    w.message(5, a.bytes());
+  }
+  return w.bytes();
+}
+
+function encodeInitializer(t: OnnxInitializer): Uint8Array {
+  const count = t.dims.reduce((a, b) => a * b, 1);
+  if (count !== t.values.length) {
+    throw new RangeError(`onnx writer: initializer ${t.name} has ${t.values.length} values for dims [${t.dims}]`);
+  }
+  const w = new Writer();
+  for (const d of t.dims) w.varint(1, d);
+  w.varint(2, t.elemType);
+  const data = new Writer();
+  if (t.elemType === FLOAT) {
+    const b = new Uint8Array(4 * count);
+    const view = new DataView(b.buffer);
+    t.values.forEach((v, i) => view.setFloat32(4 * i, v, true));
+    w.bytesField(4, b); // float_data, packed
+  } else {
+    for (const v of t.values) data.int64(v);
+    w.bytesField(7, data.bytes()); // int64_data, packed
+  }
+  w.string(8, t.name);
   return w.bytes();
 }
 
@@ -112,6 +155,27 @@ class Writer {
 
   private tag(field: number, wireType: number): void {
     this.raw(field * 8 + wireType);
+  }
+
+  /** A bare int64 (two's complement, so negative values take ten bytes), for packed fields. */
+  int64(value: number): void {
+    if (!Number.isSafeInteger(value)) throw new RangeError(`onnx writer: int64 ${value}`);
+    if (value >= 0) {
+      this.raw(value);
+      return;
+    }
+    let v = BigInt.asUintN(64, BigInt(value));
+    while (v >= 0x80n) {
+      this.parts.push(Number(v & 0x7fn) | 0x80);
+      v >>= 7n;
+    }
+    this.parts.push(Number(v));
+  }
+
+  /** An int64 field (negative values allowed). */
+  int64Field(field: number, value: number): void {
+    this.tag(field, 0);
+    this.int64(value);
   }
 
   varint(field: number, value: number): void {

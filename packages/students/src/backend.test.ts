@@ -17,16 +17,40 @@ const native = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'].find(insta
 describe('selectBackend', () => {
   afterEach(() => {
     delete process.env.COMPRESS_BACKEND;
+    delete process.env.COMPRESS_KERNELS;
   });
 
   it('picks wasm when no native TensorFlow is installed, registers the training kernels, and logs once', async () => {
     const lines: string[] = [];
-    const info = await selectBackend({ backend: native ? 'wasm' : 'auto', log: (l) => lines.push(l) });
-    expect(info).toEqual({ name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm' });
+    const info = await selectBackend({
+      backend: native ? 'wasm' : 'auto',
+      threads: 1,
+      log: (l) => lines.push(l),
+    });
+    // onnxruntime-node is installed with this package's dev dependencies: auto takes it
+    expect(info).toEqual({ name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', kernels: 'onnxruntime' });
     expect(tf.getBackend()).toBe('wasm');
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
-    await selectBackend({ backend: 'wasm', log: (l) => lines.push(l) });
-    expect(lines).toEqual(["compress: training backend 'wasm' (@tensorflow/tfjs-backend-wasm)"]);
+    await selectBackend({ backend: 'wasm', threads: 1, log: (l) => lines.push(l) });
+    expect(lines).toEqual([
+      "compress: training backend 'wasm' (@tensorflow/tfjs-backend-wasm), convolutions on onnxruntime (1 thread)",
+    ]);
+    // another kernel engine on the running backend: switched and logged
+    const wasmOnly = await selectBackend({ backend: 'wasm', kernels: 'wasm', log: (l) => lines.push(l) });
+    expect(wasmOnly.kernels).toBe('wasm');
+    expect(lines[1]).toBe("compress: training backend 'wasm' (@tensorflow/tfjs-backend-wasm)");
+    await selectBackend({ backend: 'wasm', threads: 1, log: () => {} });
+  });
+
+  it('honours COMPRESS_KERNELS for auto, and rejects an unknown value naming it', async () => {
+    process.env.COMPRESS_KERNELS = 'wasm';
+    expect((await selectBackend({ backend: 'wasm', log: () => {} })).kernels).toBe('wasm');
+    process.env.COMPRESS_KERNELS = 'fast';
+    await expect(selectBackend({ backend: 'wasm' })).rejects.toThrow(
+      "COMPRESS_KERNELS must be one of auto, wasm, onnxruntime; found 'fast'",
+    );
+    delete process.env.COMPRESS_KERNELS;
+    expect((await selectBackend({ backend: 'wasm', threads: 1, log: () => {} })).kernels).toBe('onnxruntime');
   });
 
   it('honours COMPRESS_BACKEND for auto, and rejects an unknown value naming it', async () => {

@@ -1,7 +1,7 @@
 import { CompressError } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
 import './gradients.js';
-import { registerWasmTrainingKernels } from './kernels/register_all_kernels.js';
+import { type KernelEngine, registerWasmTrainingKernels } from './kernels/register_all_kernels.js';
 
 /**
  * Where student training runs, fastest first: `tensorflow` (the native TensorFlow binding:
@@ -17,6 +17,14 @@ export interface BackendOptions {
    * COMPRESS_BACKEND overrides `auto`. @default 'auto'
    */
   backend?: BackendName | 'auto';
+  /**
+   * On `wasm`: what runs the convolutions (see {@link KernelEngine}); `auto` is
+   * onnxruntime where onnxruntime-node is installed. The env variable COMPRESS_KERNELS overrides
+   * `auto`. @default 'auto'
+   */
+  kernels?: KernelEngine;
+  /** onnxruntime's intra-op threads for those kernels (0: one per core). @default 0 */
+  threads?: number;
   /** Where the one line naming the chosen backend goes. @default console.error */
   log?: (line: string) => void;
 }
@@ -25,6 +33,8 @@ export interface BackendInfo {
   name: BackendName;
   /** The package that provides it, e.g. `@tensorflow/tfjs-backend-wasm`. */
   provider: string;
+  /** On `wasm`: what runs the convolutions. */
+  kernels?: 'wasm' | 'onnxruntime';
 }
 
 const NATIVE = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
@@ -53,9 +63,23 @@ async function startTensorflow(): Promise<string> {
   throw new Error(errors.join('; '));
 }
 
+function kernelChoice(options: BackendOptions): KernelEngine {
+  const fromOption = options.kernels ?? 'auto';
+  if (fromOption !== 'auto') return fromOption;
+  const env = process.env.COMPRESS_KERNELS;
+  if (env === undefined || env === '' || env === 'auto') return 'auto';
+  if (env === 'wasm' || env === 'onnxruntime') return env;
+  throw new CompressError(
+    'CONFIG',
+    `COMPRESS_KERNELS must be one of auto, wasm, onnxruntime; found '${env}'`,
+    {
+      input: 'COMPRESS_KERNELS',
+    },
+  );
+}
+
 async function startWasm(): Promise<string> {
   await import('@tensorflow/tfjs-backend-wasm');
-  registerWasmTrainingKernels();
   if (!(await tf.setBackend('wasm'))) throw new Error("the 'wasm' backend did not initialise");
   return '@tensorflow/tfjs-backend-wasm';
 }
@@ -94,27 +118,40 @@ function requested(options: BackendOptions): BackendName | 'auto' {
   );
 }
 
+function describe(info: BackendInfo, threads: number): string {
+  const base = `compress: training backend '${info.name}' (${info.provider})`;
+  if (info.name === 'cpu')
+    return `${base} — plain JavaScript, hundreds of times slower than wasm for convolutions`;
+  if (info.kernels === 'onnxruntime') {
+    return `${base}, convolutions on onnxruntime (${threads === 0 ? 'one thread per core' : `${threads} thread${threads === 1 ? '' : 's'}`})`;
+  }
+  return base;
+}
+
 /**
- * Starts the training backend and makes it tfjs's current one; logs the choice once per backend.
+ * Starts the training backend and makes it tfjs's current one; logs the choice once per backend
+ * and kernel engine.
  * `auto` tries tensorflow then wasm and never falls back to `cpu` (ask for it by name); when
  * nothing starts, the error lists each candidate and why it failed.
  */
 export async function selectBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const want = requested(options);
   const log = options.log ?? ((line: string) => console.error(line));
+  const kernels = kernelChoice(options);
   const candidates: BackendName[] = want === 'auto' ? ['tensorflow', 'wasm'] : [want];
   const reasons: string[] = [];
   for (const name of candidates) {
-    if (active?.name === name && tf.getBackend() === name) return active;
     try {
-      const provider = await starters[name]();
-      const first = active?.name !== name;
-      active = { name, provider };
-      if (first) {
-        log(
-          `compress: training backend '${name}' (${provider})${name === 'cpu' ? ' — plain JavaScript, hundreds of times slower than wasm for convolutions' : ''}`,
-        );
-      }
+      const running = active?.name === name && tf.getBackend() === name;
+      // the wasm kernels are registered after the package registers its own and before the
+      // backend starts (their setup runs at start)
+      if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
+      const engine =
+        name === 'wasm' ? registerWasmTrainingKernels({ kernels, threads: options.threads }) : undefined;
+      if (running && active?.kernels === engine) return active as BackendInfo;
+      const provider = running ? (active as BackendInfo).provider : await starters[name]();
+      active = engine === undefined ? { name, provider } : { name, provider, kernels: engine };
+      log(describe(active, options.threads ?? 0));
       return active;
     } catch (error) {
       reasons.push(`${name}: ${(error as Error).message}`);

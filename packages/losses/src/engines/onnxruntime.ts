@@ -1,7 +1,14 @@
-import { createRequire } from 'node:module';
 import { freemem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { CompressError, encodeOnnxModel, ONNX_FLOAT, ONNX_INT64, type OnnxValue } from '@compress/core';
+import {
+  CompressError,
+  encodeOnnxModel,
+  loadOnnxRuntimeNative,
+  ONNX_FLOAT,
+  ONNX_INT64,
+  type OnnxValue,
+  type OrtNative,
+  type OrtNativeSession,
+} from '@compress/core';
 import type { MemoryQueue } from '../queue.js';
 import { formatBytes, jsStorage, type QueueStorage } from '../storage.js';
 import type { LossAndGrad, LossEngine } from './engine.js';
@@ -20,65 +27,12 @@ import type { LossAndGrad, LossEngine } from './engine.js';
  * fails with a clear error on a version where it differs.
  */
 
-/** The parts of onnxruntime-node used here (typed locally: the package is optional). */
-interface OrtTensor {
-  readonly data: unknown;
-  readonly dims: readonly number[];
-}
-type TensorCtor = new (
-  type: 'float32' | 'int64',
-  data: Float32Array | BigInt64Array,
-  dims: number[],
-) => OrtTensor;
-interface NativeSession {
-  loadModel(buffer: ArrayBufferLike, byteOffset: number, byteLength: number, options: object): void;
-  run(
-    feeds: Record<string, OrtTensor>,
-    fetches: Record<string, null>,
-    options: object,
-  ): Record<string, OrtTensor>;
-  dispose?(): void;
-}
-interface Native {
-  Tensor: TensorCtor;
-  Session: new () => NativeSession;
-  init: () => void;
-}
-
-let native: Native | null | undefined;
-
-/** onnxruntime-node's tensor class and native session, or null where the package is not installed. */
-function loadNative(): Native | null {
-  if (native !== undefined) return native;
-  const require = createRequire(import.meta.url);
-  let main: string;
-  try {
-    main = require.resolve('onnxruntime-node');
-  } catch {
-    native = null;
-    return null;
-  }
-  const ort = require(main) as { Tensor?: TensorCtor; version?: string };
-  const b = require(join(dirname(main), 'binding.js')) as {
-    binding?: { InferenceSession?: new () => NativeSession };
-    initOrt?: () => void;
-  };
-  const Session = b.binding?.InferenceSession;
-  if (
-    typeof ort.Tensor !== 'function' ||
-    typeof Session !== 'function' ||
-    typeof b.initOrt !== 'function' ||
-    typeof Session.prototype.run !== 'function' ||
-    typeof Session.prototype.loadModel !== 'function'
-  ) {
-    throw new CompressError(
-      'BACKEND_UNAVAILABLE',
-      `CompressLoss: engine 'onnxruntime' runs onnxruntime-node's native session synchronously, and this onnxruntime-node (${ort.version ?? 'unknown version'}, at ${main}) does not have it in the expected form; use onnxruntime-node 1.30 or engine 'wasm'/'tfjs'`,
-      { input: 'engine' },
-    );
-  }
-  native = { Tensor: ort.Tensor, Session, init: b.initOrt };
-  return native;
+/** onnxruntime-node's native session, or null where the package is not installed. */
+function loadNative(): OrtNative | null {
+  return loadOnnxRuntimeNative(import.meta.url, {
+    user: "CompressLoss: engine 'onnxruntime'",
+    otherwise: "engine 'wasm'/'tfjs'",
+  });
 }
 
 /** Whether onnxruntime-node is installed (the `auto` engine's question). */
@@ -133,12 +87,12 @@ function lossModel(temperature: number): Uint8Array {
 
 export class OnnxLossEngine implements LossEngine {
   readonly name = 'onnxruntime' as const;
-  private readonly ort: Native;
+  private readonly ort: OrtNative;
   private readonly threads: number;
-  private readonly sessions = new Map<number, NativeSession>();
+  private readonly sessions = new Map<number, OrtNativeSession>();
   private reserved = 0;
 
-  private constructor(ort: Native, threads: number) {
+  private constructor(ort: OrtNative, threads: number) {
     this.ort = ort;
     this.threads = threads;
   }
@@ -153,7 +107,6 @@ export class OnnxLossEngine implements LossEngine {
         { input: 'engine' },
       );
     }
-    ort.init();
     return new OnnxLossEngine(ort, threads);
   }
 
@@ -186,12 +139,10 @@ export class OnnxLossEngine implements LossEngine {
     return this.reserved;
   }
 
-  private session(temperature: number): NativeSession {
+  private session(temperature: number): OrtNativeSession {
     let s = this.sessions.get(temperature);
     if (s === undefined) {
-      s = new this.ort.Session();
-      const model = lossModel(temperature);
-      s.loadModel(model.buffer, model.byteOffset, model.byteLength, {
+      s = this.ort.createSession(lossModel(temperature), {
         intraOpNumThreads: this.threads,
         interOpNumThreads: 1,
         executionMode: 'sequential',

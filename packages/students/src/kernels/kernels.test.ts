@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import '../gradients.js';
 import { depthwiseConv2dBackpropFilterImpl } from './DepthwiseConv2dNativeBackpropFilter_impl.js';
-import { registerWasmTrainingKernels } from './register_all_kernels.js';
+import { chunkPlan } from './onnxruntime.js';
+import { registerWasmTrainingKernels, wasmKernelEngine } from './register_all_kernels.js';
 
 type Pad = 'same' | 'valid';
 interface Case {
@@ -89,36 +90,148 @@ const cases: Case[] = [];
   }
   cases.push({ batch: 1, size: [7, 6], cin: 2, cout: 3, k: [3, 2], stride: 2, pad: 'same' });
   cases.push({ batch: 2, size: [4, 4], cin: 3, cout: 4, k: [4, 4], stride: 1, pad: 'valid' });
+  // channels onnxruntime's blocked convolutions take (the onnxruntime engine's forward path)
+  for (const stride of [1, 2]) {
+    for (const pad of ['same', 'valid'] as const) {
+      for (const k of [1, 3] as const) {
+        cases.push({ batch: 2, size: [9, 8], cin: 8, cout: 16, k: [k, k], stride, pad });
+      }
+    }
+  }
+  cases.push({ batch: 3, size: [6, 7], cin: 12, cout: 8, k: [5, 3], stride: 2, pad: 'same' });
 }
 
-describe('wasm training kernels agree with the cpu backend', () => {
+for (const engine of ['wasm', 'onnxruntime'] as const) {
+  describe(`${engine} kernels: convolution gradients agree with the cpu backend`, () => {
+    beforeAll(async () => {
+      registerWasmTrainingKernels({ kernels: engine, threads: 1 });
+      await tf.setBackend('wasm');
+      await tf.setBackend('cpu');
+    });
+
+    for (const depthwise of [false, true]) {
+      for (const c of cases) {
+        const shape = { ...c, cout: depthwise ? c.cin * (c.cout % 2 === 0 ? 2 : 1) : c.cout };
+        const name = `${depthwise ? 'depthwise' : 'conv2d'} B${c.batch} ${c.size.join('×')} ${shape.cin}→${shape.cout} k${c.k.join('×')} s${c.stride} ${c.pad}`;
+        it(name, async () => {
+          const rng = new Rng(c.batch * 1000 + c.size[0] * 10 + c.k[0]);
+          const x = random(c.batch * c.size[0] * c.size[1] * shape.cin, rng);
+          const w = random(
+            c.k[0] * c.k[1] * shape.cin * (depthwise ? shape.cout / shape.cin : shape.cout),
+            rng,
+          );
+          const g = random(c.batch * c.size[0] * c.size[1] * shape.cout, rng);
+          const [dxCpu, dwCpu] = await grads('cpu', depthwise, shape, x, w, g);
+          const [dxWasm, dwWasm] = await grads('wasm', depthwise, shape, x, w, g);
+          expect(dxWasm.length).toBe(dxCpu.length);
+          expect(dwWasm.length).toBe(dwCpu.length);
+          expect(maxRelError(dxWasm, dxCpu)).toBeLessThan(1e-4);
+          expect(maxRelError(dwWasm, dwCpu)).toBeLessThan(1e-4);
+        });
+      }
+    }
+
+    for (const activation of ['linear', 'relu', 'relu6'] as const) {
+      it(`fused convolution with bias and ${activation} matches cpu`, async () => {
+        const rng = new Rng(activation.length);
+        const x = random(2 * 7 * 7 * 8, rng);
+        const w = random(3 * 3 * 8 * 16, rng);
+        const b = random(16, rng);
+        const run = async (backend: string) => {
+          await tf.setBackend(backend);
+          return tf.tidy(
+            () =>
+              tf.fused
+                .conv2d({
+                  x: tf.mul(tf.tensor4d(x, [2, 7, 7, 8]), 8) as tf.Tensor4D,
+                  filter: tf.tensor4d(w, [3, 3, 8, 16]),
+                  strides: 1,
+                  pad: 'same',
+                  bias: tf.tensor1d(b),
+                  activation,
+                })
+                .dataSync() as Float32Array,
+          );
+        };
+        const cpu = await run('cpu');
+        expect(maxRelError(await run('wasm'), cpu)).toBeLessThan(1e-5);
+      });
+    }
+  });
+}
+
+describe('kernel engines', () => {
+  it('switch both ways: onnxruntime replaces the convolutions, wasm puts the backend ones back', async () => {
+    await import('@tensorflow/tfjs-backend-wasm');
+    expect(registerWasmTrainingKernels({ kernels: 'wasm' })).toBe('wasm');
+    const wasmConv = tf.getKernel('Conv2D', 'wasm')?.kernelFunc;
+    const wasmBn = tf.getKernel('CompressBatchNormTrain', 'wasm')?.kernelFunc;
+    expect(registerWasmTrainingKernels({ kernels: 'onnxruntime', threads: 1 })).toBe('onnxruntime');
+    expect(wasmKernelEngine()).toBe('onnxruntime');
+    expect(tf.getKernel('Conv2D', 'wasm')?.kernelFunc).not.toBe(wasmConv);
+    expect(tf.getKernel('CompressBatchNormTrain', 'wasm')?.kernelFunc).toBe(wasmBn);
+    expect(registerWasmTrainingKernels({ kernels: 'wasm' })).toBe('wasm');
+    expect(tf.getKernel('Conv2D', 'wasm')?.kernelFunc).toBe(wasmConv);
+    expect(registerWasmTrainingKernels()).toBe('onnxruntime'); // auto: installed here
+  });
+
+  it('rejects an unknown engine or thread count, naming it', () => {
+    expect(() => registerWasmTrainingKernels({ kernels: 'gpu' as 'wasm' })).toThrow(
+      "kernels must be one of auto, wasm, onnxruntime; found 'gpu'",
+    );
+    expect(() => registerWasmTrainingKernels({ kernels: 'onnxruntime', threads: -1 })).toThrow(
+      'threads must be a whole number ≥ 0, found -1',
+    );
+  });
+
+  it('plans batch chunks that cover the batch once, under the size limit, in at most two sizes', () => {
+    expect(chunkPlan(256, [[256, 32, 32, 64]])).toEqual([
+      [0, 64],
+      [64, 64],
+      [128, 64],
+      [192, 64],
+    ]);
+    for (const [batch, per] of [
+      [100, 100_000],
+      [7, 3_000_000],
+      [1, 9_000_000],
+      [513, 1],
+    ] as const) {
+      const plan = chunkPlan(batch, [[batch, per]]);
+      expect(plan.reduce((a, [, n]) => a + n, 0)).toBe(batch);
+      plan.forEach(([start, n], i) => {
+        expect(start).toBe(i === 0 ? 0 : plan[i - 1]![0] + plan[i - 1]![1]);
+        expect(n * per <= 1 << 22 || n === 1).toBe(true);
+      });
+      expect(new Set(plan.map(([, n]) => n)).size).toBeLessThanOrEqual(2);
+    }
+  });
+
+  it('onnxruntime splits a large batch into chunks and sums filter gradients over them exactly like wasm', async () => {
+    // 2.1 M values per sample: chunks of one sample
+    const rng = new Rng(11);
+    const shape: [number, number, number, number] = [3, 64, 64, 512];
+    const x = random(
+      shape.reduce((a, b) => a * b, 1),
+      rng,
+    );
+    const w = random(512 * 32, rng);
+    const g = random(3 * 64 * 64 * 32, rng);
+    const c: Case = { batch: 3, size: [64, 64], cin: 512, cout: 32, k: [1, 1], stride: 1, pad: 'same' };
+    registerWasmTrainingKernels({ kernels: 'wasm' });
+    const [dxW, dwW] = await grads('wasm', false, c, x, w, g);
+    registerWasmTrainingKernels({ kernels: 'onnxruntime', threads: 1 });
+    const [dxO, dwO] = await grads('wasm', false, c, x, w, g);
+    expect(maxRelError(dxO, dxW)).toBeLessThan(1e-5);
+    expect(maxRelError(dwO, dwW)).toBeLessThan(1e-5);
+  });
+});
+
+describe('wasm training kernels', () => {
   beforeAll(async () => {
     registerWasmTrainingKernels();
     await tf.setBackend('wasm');
-    await tf.setBackend('cpu');
   });
-
-  for (const depthwise of [false, true]) {
-    for (const c of cases) {
-      const shape = { ...c, cout: depthwise ? c.cin * (c.cout % 2 === 0 ? 2 : 1) : c.cout };
-      const name = `${depthwise ? 'depthwise' : 'conv2d'} B${c.batch} ${c.size.join('×')} ${shape.cin}→${shape.cout} k${c.k.join('×')} s${c.stride} ${c.pad}`;
-      it(name, async () => {
-        const rng = new Rng(c.batch * 1000 + c.size[0] * 10 + c.k[0]);
-        const x = random(c.batch * c.size[0] * c.size[1] * shape.cin, rng);
-        const w = random(
-          c.k[0] * c.k[1] * shape.cin * (depthwise ? shape.cout / shape.cin : shape.cout),
-          rng,
-        );
-        const g = random(c.batch * c.size[0] * c.size[1] * shape.cout, rng);
-        const [dxCpu, dwCpu] = await grads('cpu', depthwise, shape, x, w, g);
-        const [dxWasm, dwWasm] = await grads('wasm', depthwise, shape, x, w, g);
-        expect(dxWasm.length).toBe(dxCpu.length);
-        expect(dwWasm.length).toBe(dwCpu.length);
-        expect(maxRelError(dxWasm, dxCpu)).toBeLessThan(1e-4);
-        expect(maxRelError(dwWasm, dwCpu)).toBeLessThan(1e-4);
-      });
-    }
-  }
 
   for (const [ta, tb] of [
     [true, false],
