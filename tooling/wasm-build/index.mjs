@@ -58,7 +58,8 @@ export function wasmBuild(config) {
         `${file} uses the C stack (${uses.length} global.get/set: a local array or an address-taken local); ${config.why}`,
       );
     }
-    if (/\(data\b/.test(text)) throw new Error(`${file} has data segments (static data or constants); ${config.why}`);
+    if (/\(data\b/.test(text))
+      throw new Error(`${file} has data segments (static data or constants); ${config.why}`);
   }
 
   async function compile() {

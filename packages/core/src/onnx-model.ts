@@ -101,7 +101,9 @@ function encodeNode(n: OnnxNode): Uint8Array {
 function encodeInitializer(t: OnnxInitializer): Uint8Array {
   const count = t.dims.reduce((a, b) => a * b, 1);
   if (count !== t.values.length) {
-    throw new RangeError(`onnx writer: initializer ${t.name} has ${t.values.length} values for dims [${t.dims}]`);
+    throw new RangeError(
+      `onnx writer: initializer ${t.name} has ${t.values.length} values for dims [${t.dims}]`,
+    );
   }
   const w = new Writer();
   for (const d of t.dims) w.varint(1, d);
@@ -110,7 +112,7 @@ function encodeInitializer(t: OnnxInitializer): Uint8Array {
   if (t.elemType === FLOAT) {
     const b = new Uint8Array(4 * count);
     const view = new DataView(b.buffer);
-    t.values.forEach((v, i) => view.setFloat32(4 * i, v, true));
+    for (let i = 0; i < count; i++) view.setFloat32(4 * i, t.values[i] as number, true);
     w.bytesField(4, b); // float_data, packed
   } else {
     for (const v of t.values) data.int64(v);

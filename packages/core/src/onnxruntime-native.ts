@@ -68,7 +68,11 @@ export function loadOnnxRuntimeNative(
   }
   const cached = cache.get(main);
   if (cached !== undefined) return cached;
-  const ort = require(main) as { Tensor?: OrtNativeTensorCtor; version?: string; env?: { versions?: { node?: string } } };
+  const ort = require(main) as {
+    Tensor?: OrtNativeTensorCtor;
+    version?: string;
+    env?: { versions?: { node?: string } };
+  };
   const b = require(join(dirname(main), 'binding.js')) as {
     binding?: { InferenceSession?: new () => OrtNativeSession };
     initOrt?: () => void;

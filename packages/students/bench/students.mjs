@@ -3,9 +3,9 @@
 // networks in PyTorch CPU, run in the same invocation. Prints a table and writes
 // bench-results/students.json at the repository root. Run it alone on the machine:
 //   flock /tmp/compress-bench.lock pnpm --filter @compress/students bench
-// Each configuration runs in its own process (so peak memory is its own). The wasm backend uses
-// one thread, so the ratio is against PyTorch with 1 thread (the faster of default malloc and
-// GLIBC_TUNABLES=glibc.malloc.hugetlb=1); PyTorch with 2 threads is shown beside it.
+// Each configuration runs in its own process (so peak memory is its own): with the convolutions on
+// onnxruntime at 1 and 2 threads, against PyTorch at the same thread count (the faster of default
+// malloc and GLIBC_TUNABLES=glibc.malloc.hugetlb=1), and with every kernel on wasm (1 thread).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -55,53 +55,69 @@ function torch(cfg, threads) {
 
 const rows = [];
 const f = (x) => (x === null || x === undefined ? 'missing' : x >= 100 ? x.toFixed(0) : x.toFixed(2));
+const ours = (cfg, kernels, threads) =>
+  run(process.execPath, [join(here, 'train_step.mjs'), JSON.stringify(cfg)], {
+    BENCH_KERNELS: kernels,
+    BENCH_THREADS: String(threads),
+  });
+const ratio = (a, b) => (a && b ? a.imagesPerSec / b.imagesPerSec : null);
 console.log(
-  'config                          | ours img/s | torch 1t img/s | ratio | torch 2t img/s | ratio | ours MB | torch MB',
+  'config                          | ort 1t img/s | torch 1t | ratio | ort 2t img/s | torch 2t | ratio | wasm img/s | ours MB | torch MB',
 );
 for (const cfg of configs) {
   const asked = `${cfg.student} ${cfg.inputSize}×${cfg.inputSize}×${cfg.channels} B${cfg.batch}`;
   if (only && !asked.includes(only)) continue;
-  let ours = run(process.execPath, [join(here, 'train_step.mjs'), JSON.stringify(cfg)]);
+  let o1 = ours(cfg, 'onnxruntime', 1);
   let note = '';
-  if (ours === null && cfg.batch > 64) {
+  if (o1 === null && cfg.batch > 64) {
     // the wasm heap is 32-bit (at most 4 GiB): say so and measure at half the batch
     note = ` (B${cfg.batch} does not fit the 4 GiB wasm heap; measured at B${cfg.batch / 2})`;
     cfg.batch /= 2;
-    ours = run(process.execPath, [join(here, 'train_step.mjs'), JSON.stringify(cfg)]);
+    o1 = ours(cfg, 'onnxruntime', 1);
   }
+  const o2 = ours(cfg, 'onnxruntime', 2);
+  const w1 = ours(cfg, 'wasm', 1);
   const t1 = torch(cfg, 1);
   const t2 = torch(cfg, 2);
   const label = `${cfg.student} ${cfg.inputSize}×${cfg.inputSize}×${cfg.channels} B${cfg.batch}${note}`;
-  const ratio = (a, b) => (a && b ? a.imagesPerSec / b.imagesPerSec : null);
   console.log(
-    `${label.padEnd(31)} | ${f(ours?.imagesPerSec).padStart(10)} | ${f(t1?.imagesPerSec).padStart(14)} | ${f(ratio(ours, t1)).padStart(5)} | ${f(t2?.imagesPerSec).padStart(14)} | ${f(ratio(ours, t2)).padStart(5)} | ${f(ours?.peakRssMB).padStart(7)} | ${f(t1?.peakRssMB).padStart(8)}`,
+    `${label.padEnd(31)} | ${f(o1?.imagesPerSec).padStart(12)} | ${f(t1?.imagesPerSec).padStart(8)} | ${f(ratio(o1, t1)).padStart(5)} | ${f(o2?.imagesPerSec).padStart(12)} | ${f(t2?.imagesPerSec).padStart(8)} | ${f(ratio(o2, t2)).padStart(5)} | ${f(w1?.imagesPerSec).padStart(10)} | ${f(o1?.peakRssMB).padStart(7)} | ${f(t1?.peakRssMB).padStart(8)}`,
   );
+  const row = (name, a, b, referenceName) => ({
+    name,
+    unit: 'images/s',
+    ours: a?.imagesPerSec ?? null,
+    reference: b?.imagesPerSec ?? null,
+    referenceName,
+    ratio: ratio(a, b),
+    higherIsBetter: true,
+  });
   rows.push(
+    row(
+      `train step ${label}, convolutions on onnxruntime, 1 thread`,
+      o1,
+      t1,
+      'PyTorch CPU, 1 thread (faster of default malloc and hugetlb)',
+    ),
+    row(
+      `train step ${label}, convolutions on onnxruntime, 2 threads`,
+      o2,
+      t2,
+      'PyTorch CPU, 2 threads (faster of default malloc and hugetlb)',
+    ),
+    row(
+      `train step ${label}, every kernel on wasm, 1 thread`,
+      w1,
+      t1,
+      'PyTorch CPU, 1 thread (faster of default malloc and hugetlb)',
+    ),
     {
-      name: `train step ${label} (wasm, 1 thread)`,
-      unit: 'images/s',
-      ours: ours?.imagesPerSec ?? null,
-      reference: t1?.imagesPerSec ?? null,
-      referenceName: 'PyTorch CPU, 1 thread (faster of default malloc and hugetlb)',
-      ratio: ratio(ours, t1),
-      higherIsBetter: true,
-    },
-    {
-      name: `train step ${label} vs PyTorch 2 threads`,
-      unit: 'images/s',
-      ours: ours?.imagesPerSec ?? null,
-      reference: t2?.imagesPerSec ?? null,
-      referenceName: 'PyTorch CPU, 2 threads (faster of default malloc and hugetlb)',
-      ratio: ratio(ours, t2),
-      higherIsBetter: true,
-    },
-    {
-      name: `peak memory ${label}`,
+      name: `peak memory ${label} (onnxruntime, 1 thread)`,
       unit: 'MB (max RSS)',
-      ours: ours?.peakRssMB ?? null,
+      ours: o1?.peakRssMB ?? null,
       reference: t1?.peakRssMB ?? null,
       referenceName: 'PyTorch CPU, 1 thread',
-      ratio: ours && t1 ? t1.peakRssMB / ours.peakRssMB : null,
+      ratio: o1 && t1 ? t1.peakRssMB / o1.peakRssMB : null,
       higherIsBetter: false,
     },
   );
@@ -119,7 +135,14 @@ writeFileSync(
         cores: cpus().length,
         memoryGiB: Math.round(totalmem() / 2 ** 30),
         node: process.version,
-        backend: 'wasm (1 thread, SIMD)',
+        backend: 'wasm (SIMD), convolutions on onnxruntime',
+        onnxruntime: JSON.parse(
+          execFileSync(
+            process.execPath,
+            ['-e', "process.stdout.write(JSON.stringify(require('onnxruntime-node/package.json').version))"],
+            { cwd: here, encoding: 'utf8' },
+          ),
+        ),
         loadAverage: (await import('node:os')).loadavg()[0].toFixed(2),
       },
     },

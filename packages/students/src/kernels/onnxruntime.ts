@@ -52,7 +52,7 @@ export type WasmKernel = (args: {
 }) => TensorInfo | TensorInfo[];
 
 export interface OnnxKernelOptions {
-  /** onnxruntime's intra-op threads (0: one per physical core). @default 0 */
+  /** onnxruntime's intra-op threads (0: one per core). @default 1 */
   threads?: number;
 }
 
@@ -422,7 +422,7 @@ export function createOnnxKernels(
   options: OnnxKernelOptions,
   previous: (name: string) => WasmKernel,
 ): KernelConfig[] {
-  const threads = options.threads ?? 0;
+  const threads = options.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 0) {
     throw new CompressError('CONFIG', `threads must be a whole number ≥ 0, found ${threads}`, {
       input: 'threads',

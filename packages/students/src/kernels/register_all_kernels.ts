@@ -46,7 +46,7 @@ export type KernelEngine = 'auto' | 'wasm' | 'onnxruntime';
 export interface WasmKernelOptions {
   /** @default 'auto' */
   kernels?: KernelEngine;
-  /** onnxruntime's intra-op threads for the `onnxruntime` kernels (0: one per core). @default 0 */
+  /** onnxruntime's intra-op threads for the `onnxruntime` kernels (0: one per core). @default 1 */
   threads?: number;
 }
 
