@@ -140,6 +140,23 @@ for (const engine of ['wasm', 'onnxruntime'] as const) {
       }
     }
 
+    it('a dilated convolution (which the onnxruntime graphs leave to wasm) matches cpu', async () => {
+      const rng = new Rng(5);
+      const x = random(2 * 9 * 9 * 8, rng);
+      const w = random(3 * 3 * 8 * 8, rng);
+      const run = async (backend: string) => {
+        await tf.setBackend(backend);
+        return tf.tidy(
+          () =>
+            tf
+              .conv2d(tf.tensor4d(x, [2, 9, 9, 8]), tf.tensor4d(w, [3, 3, 8, 8]), 1, 'same', 'NHWC', 2)
+              .dataSync() as Float32Array,
+        );
+      };
+      const cpu = await run('cpu');
+      expect(maxRelError(await run('wasm'), cpu)).toBeLessThan(1e-5);
+    });
+
     for (const activation of ['linear', 'relu', 'relu6'] as const) {
       it(`fused convolution with bias and ${activation} matches cpu`, async () => {
         const rng = new Rng(activation.length);

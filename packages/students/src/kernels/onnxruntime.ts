@@ -27,6 +27,7 @@ import {
   convForwardGraph,
   type FusedActivation,
   isPointwise,
+  transposeOutputPadding,
 } from './onnxruntime_graphs.js';
 
 /**
@@ -37,7 +38,7 @@ import {
  * into it. Convolutions are most of a student's training time, and onnxruntime's run several times
  * faster than WebAssembly's 128-bit SIMD. Depthwise forward and input gradient stay on wasm
  * (XNNPACK's depthwise kernel is faster there), as does everything else. Cases a graph does not
- * cover (other data formats, dilated filter gradients, other fused activations) go to the kernel
+ * cover (other data formats, dilations, other fused activations) go to the kernel
  * that was registered before.
  *
  * The kernels run inside TensorFlow.js's synchronous kernel calls, so they use onnxruntime-node's
@@ -83,31 +84,10 @@ class OnnxKernelRuntime {
   }
 
   /**
-   * Runs the graph `key` on tensors of the wasm heap: `outputs` are allocated on the heap first
-   * (allocation may grow the heap and move it), then every tensor is viewed in place.
-   */
-  run(
-    backend: BackendWasm,
-    key: string,
-    graph: () => OnnxGraph,
-    inputs: Record<string, TensorInfo>,
-    outputs: Record<string, number[]>,
-  ): TensorInfo[] {
-    const made = Object.entries(outputs).map(
-      ([name, shape]) => [name, backend.makeOutput(shape, 'float32')] as const,
-    );
-    const feeds = Object.fromEntries(
-      Object.entries(inputs).map(([name, t]) => [name, this.view(backend, t)]),
-    );
-    const fetches = Object.fromEntries(made.map(([name, t]) => [name, this.view(backend, t)]));
-    this.session(key, graph).run(feeds, fetches, {});
-    return made.map(([, t]) => t);
-  }
-
-  /**
    * Runs a per-sample graph over the batch in chunks of samples (see {@link chunkPlan}): the
    * `batched` inputs and the outputs are split along their first axis, `whole` inputs go to every
-   * chunk. onnxruntime's own buffers (transposes, blocked layouts) are then a chunk's size, which
+   * chunk. Outputs are allocated on the heap before any view is taken (allocation may grow the
+   * heap and move it). onnxruntime's own buffers (transposes, blocked layouts) are then a chunk's size, which
    * its per-session arena keeps and reuses, rather than the batch's size.
    */
   runBatched(
@@ -217,18 +197,17 @@ export function chunkPlan(batch: number, shapes: number[][]): [number, number][]
   return plan;
 }
 
+/** The graphs' geometry of an undilated convolution (every kernel here falls back on dilations). */
 function geometryOf(info: {
   padInfo: { top: number; left: number; bottom: number; right: number };
   strideHeight: number;
   strideWidth: number;
-  dilationHeight: number;
-  dilationWidth: number;
 }): ConvGeometry {
   const { top, left, bottom, right } = info.padInfo;
   return {
     pads: [top, left, bottom, right],
     strides: [info.strideHeight, info.strideWidth],
-    dilations: [info.dilationHeight, info.dilationWidth],
+    dilations: [1, 1],
   };
 }
 
@@ -251,7 +230,9 @@ function onnxKernels(rt: OnnxKernelRuntime, previous: (name: string) => WasmKern
       const activation = (fused ? (a.activation ?? 'linear') : 'linear') as string;
       const name = fused ? FusedConv2D : Conv2D;
       const fallback = () => previous(name)(args);
-      if (!nhwc(a.dataFormat) || preluActivationWeights !== undefined) return fallback();
+      if (!nhwc(a.dataFormat) || !isOne(a.dilations) || preluActivationWeights !== undefined) {
+        return fallback();
+      }
       if (activation !== 'linear' && activation !== 'relu' && activation !== 'relu6') return fallback();
       const xs = (x as TensorInfo).shape;
       const fs = (filter as TensorInfo).shape;
@@ -285,28 +266,19 @@ function onnxKernels(rt: OnnxKernelRuntime, previous: (name: string) => WasmKern
     const { dy, filter } = args.inputs as Record<string, TensorInfo>;
     const a = args.attrs as Record<string, unknown>;
     const name = Conv2DBackpropInput;
-    if (!nhwc(a.dataFormat)) return previous(name)(args);
+    if (!nhwc(a.dataFormat) || !isOne(a.dilations)) return previous(name)(args);
     const inShape = a.inputShape as number[];
     const fs = (filter as TensorInfo).shape;
     const info = backendInfo(inShape, fs, a, false);
     const g = geometryOf(info);
-    // onnxruntime's ConvTranspose wants an output padding in [0, max(stride, dilation))
-    const outputPadding = [
-      info.inHeight -
-        (g.strides[0] * (info.outHeight - 1) +
-          g.dilations[0] * (info.filterHeight - 1) +
-          1 -
-          g.pads[0] -
-          g.pads[2]),
-      info.inWidth -
-        (g.strides[1] * (info.outWidth - 1) +
-          g.dilations[1] * (info.filterWidth - 1) +
-          1 -
-          g.pads[1] -
-          g.pads[3]),
-    ];
-    const fits = (p: number, i: 0 | 1) => p >= 0 && p < Math.max(g.strides[i], g.dilations[i]);
-    if (!nonNegativePads(g) || !fits(outputPadding[0]!, 0) || !fits(outputPadding[1]!, 1)) {
+    // onnxruntime's ConvTranspose wants an output padding in [0, stride)
+    const [ph, pw] = transposeOutputPadding(
+      g,
+      [info.inHeight, info.inWidth],
+      [info.outHeight, info.outWidth],
+      fs,
+    );
+    if (!nonNegativePads(g) || ph < 0 || ph >= g.strides[0] || pw < 0 || pw >= g.strides[1]) {
       return previous(name)(args);
     }
     const key = `dx|${dy!.shape}|${fs}|${inShape}|${geometryKey(g)}`;
@@ -367,14 +339,14 @@ function onnxKernels(rt: OnnxKernelRuntime, previous: (name: string) => WasmKern
   ];
 }
 
-/** tfjs's geometry of a convolution call (NHWC) from the kernel's attributes. */
+/** tfjs's geometry of an undilated convolution call (NHWC) from the kernel's attributes. */
 function backendInfo(
   xShape: number[],
   filterShape: number[],
   a: Record<string, unknown>,
   depthwise: boolean,
 ) {
-  const info = convGeometry(
+  return convGeometry(
     xShape,
     filterShape,
     a.strides as number | [number, number],
@@ -382,9 +354,6 @@ function backendInfo(
     a.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
     depthwise,
   );
-  const d = a.dilations;
-  const [dh, dw] = typeof d === 'number' ? [d, d] : Array.isArray(d) ? (d as [number, number]) : [1, 1];
-  return { ...info, dilationHeight: dh, dilationWidth: dw };
 }
 
 /** The kernel names the `onnxruntime` engine replaces on `wasm`. */

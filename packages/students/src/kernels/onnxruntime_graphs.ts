@@ -207,11 +207,7 @@ export function convBackpropInputGraph(o: {
       ],
     };
   }
-  // ConvTranspose's output: s·(Ho − 1) + d·(k − 1) + 1 + outputPadding − padBegin − padEnd
-  const outputPadding = [
-    h - (strides[0] * (ho - 1) + dilations[0] * (kh - 1) + 1 - pads[0] - pads[2]),
-    wd - (strides[1] * (wo - 1) + dilations[1] * (kw - 1) + 1 - pads[1] - pads[3]),
-  ];
+  const outputPadding = transposeOutputPadding(o.geometry, [h, wd], [ho, wo], o.filterShape);
   return {
     ...io,
     nodes: [
@@ -227,6 +223,23 @@ export function convBackpropInputGraph(o: {
     ],
     initializers: [],
   };
+}
+
+/**
+ * The output padding that makes ConvTranspose give back the input's size [h, w] from the output's
+ * [ho, wo]: its output is s·(Ho − 1) + d·(k − 1) + 1 + outputPadding − padBegin − padEnd.
+ */
+export function transposeOutputPadding(
+  g: ConvGeometry,
+  [h, w]: [number, number],
+  [ho, wo]: [number, number],
+  [kh, kw]: number[],
+): [number, number] {
+  const { pads, strides, dilations } = g;
+  return [
+    h - (strides[0] * (ho - 1) + dilations[0] * ((kh as number) - 1) + 1 - pads[0] - pads[2]),
+    w - (strides[1] * (wo - 1) + dilations[1] * ((kw as number) - 1) + 1 - pads[1] - pads[3]),
+  ];
 }
 
 /** Whether dx can be a plain convolution with the rotated filter (stride 1, dilation 1, pads < k). */
