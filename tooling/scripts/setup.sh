@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # clang + lld: @compress/cluster compiles its WebAssembly kernels from C in its build (the compiled
-# module is committed too, so a machine without them still builds).
-apt_packages=(dataset-fashion-mnist python3-torch python3-torchvision python3-faiss python3-sklearn python3-scipy python3-onnx fonts-dejavu-core clang lld)
+# module is committed too, so a machine without them still builds). libjpeg62-turbo-dev:
+# @compress/data compiles its libjpeg-turbo crop decoder (with clang, or cc when there is one).
+apt_packages=(dataset-fashion-mnist python3-torch python3-torchvision python3-faiss python3-sklearn python3-scipy python3-onnx fonts-dejavu-core clang lld libjpeg62-turbo-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

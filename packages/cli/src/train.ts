@@ -301,6 +301,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         } finally {
           (x as tf.Tensor).dispose();
         }
+        // The step copied the images into its tensor and the teacher has answered: the batch's
+        // array can take a later batch (fresh pages cost the loader about a third of its time).
+        loader.release(current.batch);
         step++;
         imagesSeen += current.batch.shape[0];
         meta = { method, epoch, step, globalStep: meta.globalStep + 1 };

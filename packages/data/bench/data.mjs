@@ -2,7 +2,9 @@
 // @compress/data benchmark: loader throughput against torchvision's DataLoader, in the same run.
 //
 //  1. ImageFolder of 2000 JPEG photos (500×375, made here with sharp, cached in the temp dir) →
-//     randomResizedCrop(224) + horizontalFlip → batches of 256, with 1 and 2 workers.
+//     randomResizedCrop(224) + horizontalFlip → batches of 256, with 1 and 2 workers. Batches are
+//     handed back with loader.release() once read, as the trainer does; one row each shows the
+//     loader without release() and with the sharp decoder.
 //  2. Fashion-MNIST train → randomResizedCrop(28, scale 0.35–1) + horizontalFlip → batches of 256.
 //
 // torchvision runs the same pipelines (PIL, DataLoader with the same num_workers), with and without
@@ -79,10 +81,13 @@ async function makePhotos() {
 }
 
 /** Our loader: one warm-up epoch, then EPOCHS timed; images/s and CPU seconds of the process. */
-async function ours(dataset, transform, workers) {
+async function ours(dataset, transform, workers, { release = true } = {}) {
   const loader = createLoader(dataset, { batchSize: 256, transform, workers, seed: 0 });
   let n = 0;
-  for await (const b of loader.iterate({ epoch: 0 })) n += b.indices.length;
+  for await (const b of loader.iterate({ epoch: 0 })) {
+    n += b.indices.length;
+    if (release) loader.release(b);
+  }
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   n = 0;
@@ -91,6 +96,7 @@ async function ours(dataset, transform, workers) {
     for await (const b of loader.iterate({ epoch: e })) {
       n += b.indices.length;
       checksum += b.images[b.images.length >> 1];
+      if (release) loader.release(b);
     }
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -124,9 +130,9 @@ function torchvision(mode, root, workers) {
   return runs.reduce((a, b) => (b.images_per_s > a.images_per_s ? b : a));
 }
 
-/** Mean |difference| between sharp's fused crop+resize and the Pillow-exact JS path, on real crops. */
-async function nativeVsPillow(root) {
-  const native = await imageFolder(root);
+/** Mean |difference| between a fused crop+resize and the Pillow-exact JS path, on real crops. */
+async function nativeVsPillow(root, decoder) {
+  const native = await imageFolder(root, { decoder });
   const exact = await imageFolder(root, { nativeResize: false });
   const t = randomResizedCrop(224);
   const { Rng } = await import('@compress/core');
@@ -162,27 +168,35 @@ console.log(
 );
 const photos = await makePhotos();
 const photoSet = await imageFolder(photos);
+console.log(`JPEG decoder: ${photoSet.decoder}`);
 const photoTf = compose([randomResizedCrop(224), horizontalFlip()]);
 const fm = await fashionMnist({ root: fmnistRoot });
 const fmTf = compose([randomResizedCrop(28, { scale: [0.35, 1] }), horizontalFlip()]);
 
 console.log(`\n${'benchmark'.padEnd(46)} ${'compress'.padStart(9)} ${'torchvis.'.padStart(9)}  ratio`);
 let versions = {};
+const photoRef = {};
 for (const workers of [1, 2]) {
   const o = await ours(photoSet, photoTf, workers);
   const r = torchvision('imagefolder', photos, workers);
+  photoRef[workers] = r;
   if (r) versions = { torch: r.torch, torchvision: r.torchvision, pillow: r.pillow };
   const name = `ImageFolder JPEG 500×375 → RRC224+flip, ${workers} worker${workers > 1 ? 's' : ''}`;
-  row(
-    name,
-    'images/s',
-    o.images_per_s,
-    r?.images_per_s ?? null,
-    `torchvision DataLoader num_workers=${workers}${r?.hugetlb ? ' (hugetlb malloc)' : ''}`,
-  );
+  const refName = `torchvision DataLoader num_workers=${workers}${r?.hugetlb ? ' (hugetlb malloc)' : ''}`;
+  row(name, 'images/s', o.images_per_s, r?.images_per_s ?? null, refName, { decoder: photoSet.decoder });
   const oEff = (EPOCHS * IMAGES) / o.cpu_s; // images per CPU-second
   const rEff = r ? (EPOCHS * IMAGES) / r.cpu_s : null;
   row(`${name}, per CPU-second`, 'images/CPU-s', oEff, rEff, `torchvision (main process + workers)`);
+}
+{
+  // The same with 2 workers, without handing batches back, and with the sharp decoder.
+  const r = photoRef[2];
+  const refName = `torchvision DataLoader num_workers=2${r?.hugetlb ? ' (hugetlb malloc)' : ''}`;
+  const name = 'ImageFolder JPEG 500×375 → RRC224+flip, 2 workers';
+  const kept = await ours(photoSet, photoTf, 2, { release: false });
+  row(`${name}, batches not released`, 'images/s', kept.images_per_s, r?.images_per_s ?? null, refName);
+  const viaSharp = await ours(await imageFolder(photos, { decoder: 'sharp' }), photoTf, 2);
+  row(`${name}, sharp decoder`, 'images/s', viaSharp.images_per_s, r?.images_per_s ?? null, refName);
 }
 for (const workers of [1, 2]) {
   const o = await ours(fm, fmTf, workers);
@@ -195,9 +209,10 @@ for (const workers of [1, 2]) {
     `torchvision DataLoader num_workers=${workers}${r?.hugetlb ? ' (hugetlb malloc)' : ''}`,
   );
 }
-const diff = await nativeVsPillow(photos);
+const diff = await nativeVsPillow(photos, photoSet.decoder);
+const sharpDiff = await nativeVsPillow(photos, 'sharp');
 console.log(
-  `\nsharp fused crop+resize vs Pillow-exact bilinear on the same crops: mean |diff| ${diff.toFixed(3)} grey levels`,
+  `\nfused crop+resize vs the Pillow-exact path on the same crops, mean |diff| in grey levels: ${photoSet.decoder} ${diff.toFixed(3)}, sharp ${sharpDiff.toFixed(3)}`,
 );
 
 const result = {
@@ -213,7 +228,9 @@ const result = {
     ...versions,
     loadAverageAtStart: Number(startLoad.toFixed(2)),
     timedEpochs: EPOCHS,
+    jpegDecoder: photoSet.decoder,
     nativeVsPillowMeanAbsDiff: Number(diff.toFixed(3)),
+    sharpVsPillowMeanAbsDiff: Number(sharpDiff.toFixed(3)),
   },
 };
 mkdirSync(join(repo, 'bench-results'), { recursive: true });

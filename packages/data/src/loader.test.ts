@@ -189,6 +189,41 @@ describe('createLoader on an ImageFolder of JPEGs', () => {
     sameBatches(ref, await collect(loader(ds, { ...opts, workers: 2 })));
   });
 
+  it('writes crops straight into the batch with the same pixels and flips as sample by sample', async () => {
+    const ds = await imageFolder(root);
+    const transform = augment();
+    const [batch] = await collect(loader(ds, { batchSize: 12, seed: 4, transform, workers: 0, epoch: 1 }));
+    const per = 16 * 16 * 3;
+    for (let pos = 0; pos < 12; pos++) {
+      const index = batch!.indices[pos]!;
+      const s = await loadSample(ds, transform, index, augmentationRng(4, 1, index));
+      const want = Float32Array.from(s.image.data, (v) => v / 255);
+      expect(batch!.images.subarray(pos * per, (pos + 1) * per)).toEqual(want);
+    }
+  });
+
+  it('recycles released batch arrays: same batches, released arrays detached, double release refused', async () => {
+    const ds = await imageFolder(root);
+    const opts = { batchSize: 5, seed: 9, transform: augment(), epoch: 3 };
+    const ref = await collect(loader(ds, { ...opts, workers: 0 }));
+    for (const workers of [0, 2]) {
+      const l = loader(ds, { ...opts, workers, prefetch: 1 });
+      const copies: LoaderBatch[] = [];
+      for (let round = 0; round < 2; round++) {
+        for await (const b of l.iterate()) {
+          copies.push({ ...b, images: b.images.slice() });
+          l.release(b);
+          expect(b.images.length).toBe(0);
+          expect(() => l.release(b)).toThrow(
+            `Loader.release: the batch (epoch 3, step ${b.step}) was not yielded by this loader, or was released already`,
+          );
+        }
+        sameBatches(ref, copies.splice(0));
+      }
+      expect(() => l.release(ref[0]!)).toThrow('was not yielded by this loader');
+    }
+  });
+
   it('says when images of a batch differ in size', async () => {
     const ds = await imageFolder(root);
     await expect(collect(loader(ds, { batchSize: 12, workers: 0, shuffle: false }))).rejects.toThrow(

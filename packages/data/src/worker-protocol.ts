@@ -15,13 +15,16 @@ export interface WorkerRequest {
   epoch: number;
   step: number;
   indices: Int32Array;
+  /** A released batch's buffer to write this batch into, when its size fits (transferred). */
+  spare: ArrayBuffer | null;
 }
 
 export type WorkerReply =
-  | { type: 'batch'; id: number; batch: LoaderBatch }
+  | { type: 'batch'; id: number; batch: LoaderBatch; spare: ArrayBuffer | null }
   | {
       type: 'error';
       id: number;
+      spare: ArrayBuffer | null;
       error: {
         code: string | undefined;
         message: string;

@@ -27,6 +27,7 @@ function serialiseError(error: unknown): WorkerReply & { type: 'error' } {
   return {
     type: 'error',
     id: -1,
+    spare: null,
     error: {
       code: e instanceof CompressError ? e.code : undefined,
       message: e?.message ?? String(error),
@@ -37,6 +38,15 @@ function serialiseError(error: unknown): WorkerReply & { type: 'error' } {
 }
 
 port.on('message', async (req: WorkerRequest) => {
+  let spare = req.spare;
+  const allocate = (length: number): Float32Array => {
+    if (spare !== null && spare.byteLength === length * 4) {
+      const images = new Float32Array(spare);
+      spare = null;
+      return images;
+    }
+    return new Float32Array(length);
+  };
   try {
     const { dataset, transform } = await ready;
     const batch = await loadBatch(
@@ -47,14 +57,12 @@ port.on('message', async (req: WorkerRequest) => {
       req.step,
       req.indices,
       data.concurrency,
+      allocate,
     );
-    const reply: WorkerReply = { type: 'batch', id: req.id, batch };
-    port.postMessage(reply, [
-      batch.images.buffer,
-      batch.indices.buffer,
-      batch.labels.buffer,
-    ] as ArrayBuffer[]);
+    const reply: WorkerReply = { type: 'batch', id: req.id, batch, spare };
+    const transfer = [batch.images.buffer, batch.indices.buffer, batch.labels.buffer] as ArrayBuffer[];
+    port.postMessage(reply, spare === null ? transfer : [...transfer, spare]);
   } catch (error) {
-    port.postMessage({ ...serialiseError(error), id: req.id });
+    port.postMessage({ ...serialiseError(error), id: req.id, spare }, spare === null ? [] : [spare]);
   }
 });

@@ -21,6 +21,24 @@ export interface ResizingDataset extends Dataset {
     index: number,
     plan: (width: number, height: number) => ResizePlan,
   ): Promise<{ index: number; image: RawImage; label: number }>;
+  /**
+   * As `getResized`, but may write the result as floats (8-bit value ÷ 255) straight into a batch:
+   * `slot(height, width, channels)` gives where, and `mirror()` (called once, after `plan`) whether
+   * to write it flipped left–right. Returns `image: null` when it wrote the slot, else the image
+   * for the caller to copy (mirrored as `mirrored` says).
+   */
+  getResizedInto?(
+    index: number,
+    plan: (width: number, height: number) => ResizePlan,
+    mirror: () => boolean,
+    slot: (height: number, width: number, channels: number) => BatchSlot,
+  ): Promise<{ index: number; label: number; image: RawImage | null; mirrored: boolean }>;
+}
+
+/** Where a decoder writes one sample of a batch: `height × width × channels` floats of `dest` from `offset`. */
+export interface BatchSlot {
+  dest: Float32Array;
+  offset: number;
 }
 
 export function isResizing(dataset: Dataset): dataset is ResizingDataset {

@@ -4,8 +4,18 @@ import { CompressError, ioError, type ProgressListener, type RawImage } from '@c
 import sharp from 'sharp';
 import { resizedCrop } from '../transforms/resample.js';
 import type { ResizePlan } from '../transforms/transform.js';
-import { checkIndex, fingerprintOf, type ResizingDataset, type SpecDataset } from './common.js';
+import {
+  type BatchSlot,
+  checkIndex,
+  fingerprintOf,
+  type ResizingDataset,
+  type SpecDataset,
+} from './common.js';
+import { type JpegNative, loadJpegNative } from './jpeg-native.js';
 import { jpegSize } from './jpeg-size.js';
+
+/** Which code decodes JPEGs that are cropped and resized (see {@link ImageFolderOptions.decoder}). */
+export type JpegDecoder = 'libjpeg-turbo' | 'sharp';
 
 export interface ImageFolderOptions {
   /**
@@ -21,13 +31,26 @@ export interface ImageFolderOptions {
    */
   skipCorrupt?: boolean;
   /**
-   * Decode, crop and resize JPEGs in one sharp (libvips) call when the transform starts with a
-   * crop+resize (`randomResizedCrop`, `resize`): same crop windows, several times faster than
-   * decoding the whole photo and resizing in JavaScript; pixel values within about a grey level of
-   * Pillow's. `false` resizes every image with the Pillow-exact JavaScript resampler.
+   * Decode, crop and resize JPEGs in one native step when the transform starts with a crop+resize
+   * (`randomResizedCrop`, `resize`): same crop windows, several times faster than decoding the whole
+   * photo and resizing in JavaScript. `false` decodes whole images with sharp and resizes them with
+   * the Pillow-exact JavaScript resampler.
    * @default true
    */
   nativeResize?: boolean;
+  /**
+   * The native step for JPEGs:
+   * - `'libjpeg-turbo'`: this package's compiled decoder (built with the package when a C compiler
+   *   and libjpeg-turbo's headers are there). It decodes only the rows and columns the crop needs
+   *   and resizes with Pillow's filter: pixels bit-exact to torchvision's PIL path, and writes the
+   *   floats straight into the batch. Opening the folder fails when the decoder is not built.
+   * - `'sharp'`: one sharp (libvips) call per image; pixel values within about a grey level of
+   *   Pillow's (libvips' bilinear resize).
+   * - `'auto'`: `'libjpeg-turbo'` when built, else `'sharp'`.
+   * PNG/WebP files and CMYK JPEGs always go through sharp and the JavaScript resampler.
+   * @default 'auto'
+   */
+  decoder?: JpegDecoder | 'auto';
   /** Progress of the verification pass (`skipCorrupt`). */
   onProgress?: ProgressListener;
 }
@@ -36,6 +59,7 @@ export const defaultImageFolderOptions: Required<Omit<ImageFolderOptions, 'onPro
   extensions: ['.jpg', '.jpeg', '.png', '.webp'],
   skipCorrupt: false,
   nativeResize: true,
+  decoder: 'auto',
 };
 
 /** The files of an ImageFolder, as found by the scan (kept in the spec so workers need not rescan). */
@@ -52,6 +76,7 @@ export interface ImageFolderSpec {
   extensions?: string[];
   skipCorrupt?: boolean;
   nativeResize?: boolean;
+  decoder?: JpegDecoder | 'auto';
   /** The scan's result; without it, {@link openDataset} scans the folder again. */
   listing?: ImageFolderListing;
 }
@@ -81,7 +106,10 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
   /** Files left out by `skipCorrupt`. */
   readonly skipped: readonly SkippedFile[];
   readonly spec: ImageFolderSpec;
+  /** What decodes JPEGs that are cropped and resized (resolved from the `decoder` option). */
+  readonly decoder: JpegDecoder;
   private readonly nativeResize: boolean;
+  private readonly native: JpegNative | null;
   private fp: string | undefined;
 
   private constructor(
@@ -89,6 +117,7 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
     options: Required<Omit<ImageFolderOptions, 'onProgress'>>,
     listing: ImageFolderListing,
     skipped: SkippedFile[],
+    native: JpegNative | null,
   ) {
     this.root = root;
     this.name = `image-folder/${basename(root)}`;
@@ -98,7 +127,9 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
     this.length = listing.files.length;
     this.skipped = skipped;
     this.nativeResize = options.nativeResize;
-    this.spec = { kind: 'image-folder', root, ...options, listing };
+    this.native = native;
+    this.decoder = native ? 'libjpeg-turbo' : 'sharp';
+    this.spec = { kind: 'image-folder', root, ...options, decoder: this.decoder, listing };
   }
 
   static async open(
@@ -124,6 +155,7 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
         { input: 'extensions' },
       );
     }
+    const native = jpegDecoder(resolved.decoder);
     const absRoot = resolve(root);
     const skipped: SkippedFile[] = [];
     let found = listing;
@@ -131,7 +163,7 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
       found = await scan(absRoot, extensions);
       if (resolved.skipCorrupt) found = await verify(absRoot, found, skipped, options.onProgress);
     }
-    return new ImageFolder(absRoot, { ...resolved, extensions }, found, skipped);
+    return new ImageFolder(absRoot, { ...resolved, extensions }, found, skipped, native);
   }
 
   /** Digest of the relative file list and labels (computed on first use). */
@@ -162,7 +194,18 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
     index: number,
     plan: (width: number, height: number) => ResizePlan,
   ): Promise<{ index: number; image: RawImage; label: number }> {
+    const { image } = await this.getResizedInto(index, plan, () => false, null);
+    return { index, image: image!, label: this.labels[index]! };
+  }
+
+  async getResizedInto(
+    index: number,
+    plan: (width: number, height: number) => ResizePlan,
+    mirror: () => boolean,
+    slot: ((height: number, width: number, channels: number) => BatchSlot) | null,
+  ): Promise<{ index: number; label: number; image: RawImage | null; mirrored: boolean }> {
     const path = this.path(index);
+    const label = this.labels[index]!;
     const bytes = await read(path);
     const size = this.nativeResize ? jpegSize(bytes) : null;
     if (size === null) {
@@ -170,9 +213,45 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
       // resizes premultiplied), or native resizing is off: decode, then resize in JavaScript.
       const image = await decode(bytes, path);
       const p = plan(image.width, image.height);
-      return { index, image: resizedCrop(image, p.crop, p.height, p.width), label: this.labels[index]! };
+      return { index, label, image: resizedCrop(image, p.crop, p.height, p.width), mirrored: mirror() };
     }
     const p = plan(size.width, size.height);
+    const mirrored = mirror();
+    if (this.native) {
+      const { crop } = p;
+      const into = slot?.(p.height, p.width, 3) ?? {
+        dest: new Float32Array(p.height * p.width * 3),
+        offset: 0,
+      };
+      try {
+        await this.native.decodeResized(
+          bytes,
+          crop.left,
+          crop.top,
+          crop.width,
+          crop.height,
+          p.width,
+          p.height,
+          into.dest,
+          into.offset,
+          mirrored,
+        );
+        if (slot) return { index, label, image: null, mirrored };
+        return { index, label, image: toBytes(into.dest, p.height, p.width), mirrored: false };
+      } catch (error) {
+        const e = error as Error & { code?: string };
+        // CMYK/YCCK JPEGs: sharp converts them; anything else is the file's fault (or a bad crop).
+        if (e.code !== 'UNSUPPORTED') {
+          throw new CompressError(
+            e.code === 'CORRUPT_INPUT' ? 'CORRUPT_INPUT' : 'INVALID_ARGUMENT',
+            `imageFolder: cannot decode ${path}: ${e.message}${e.code === 'CORRUPT_INPUT' ? '; pass { skipCorrupt: true } to leave out files that do not decode' : ''}`,
+            { input: path, cause: error },
+          );
+        }
+        const image = resizedCrop(await decode(bytes, path), crop, p.height, p.width);
+        return { index, label, image, mirrored };
+      }
+    }
     const { crop } = p;
     let pipeline = sharp(bytes, { failOn: 'warning' });
     if (crop.top !== 0 || crop.left !== 0 || crop.width !== size.width || crop.height !== size.height) {
@@ -181,8 +260,36 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
     if (p.width !== crop.width || p.height !== crop.height) {
       pipeline = pipeline.resize(p.width, p.height, { fit: 'fill', kernel: 'linear' });
     }
-    return { index, image: await toRgb(pipeline, path), label: this.labels[index]! };
+    return { index, label, image: await toRgb(pipeline, path), mirrored };
   }
+}
+
+/** Resolves the `decoder` option: the compiled decoder, or null for sharp. */
+function jpegDecoder(decoder: JpegDecoder | 'auto'): JpegNative | null {
+  if (decoder === 'sharp') return null;
+  if (decoder !== 'auto' && decoder !== 'libjpeg-turbo') {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `imageFolder: decoder must be 'auto', 'libjpeg-turbo' or 'sharp', got ${JSON.stringify(decoder)}`,
+      { input: 'decoder' },
+    );
+  }
+  const { native, error } = loadJpegNative();
+  if (native === null && decoder === 'libjpeg-turbo') {
+    throw new CompressError(
+      'BACKEND_UNAVAILABLE',
+      `imageFolder: decoder 'libjpeg-turbo' needs this package's compiled JPEG decoder, but ${error}. Build it with \`pnpm --filter @compress/data build\` (needs a C compiler and libjpeg-turbo's headers: apt-get install gcc libjpeg62-turbo-dev), or use decoder: 'sharp'`,
+      { input: 'decoder' },
+    );
+  }
+  return native;
+}
+
+/** 8-bit values back from floats that are exactly v / 255. */
+function toBytes(values: Float32Array, height: number, width: number): RawImage {
+  const data = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = Math.round(values[i]! * 255);
+  return { data, height, width, channels: 3 };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

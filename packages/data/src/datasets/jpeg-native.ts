@@ -1,0 +1,59 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The compiled libjpeg-turbo decoder (`native/jpeg_crop.c`, built by `scripts/build-native.mjs`):
+ * decodes only the part of a JPEG a crop needs and resizes it with Pillow's bilinear filter,
+ * bit-exact to torchvision's PIL path, writing floats (÷ 255) into a batch.
+ */
+export interface JpegNative {
+  /** On libuv's thread pool; rejects with an Error whose `code` is CORRUPT_INPUT, UNSUPPORTED, INVALID_ARGUMENT or OUT_OF_MEMORY. */
+  decodeResized(
+    jpeg: Uint8Array,
+    left: number,
+    top: number,
+    cropWidth: number,
+    cropHeight: number,
+    outWidth: number,
+    outHeight: number,
+    dest: Float32Array,
+    offset: number,
+    mirror: boolean,
+  ): Promise<void>;
+  decodeResizedSync(
+    jpeg: Uint8Array,
+    left: number,
+    top: number,
+    cropWidth: number,
+    cropHeight: number,
+    outWidth: number,
+    outHeight: number,
+    dest: Float32Array,
+    offset: number,
+    mirror: boolean,
+  ): void;
+  /** libjpeg API version the decoder was compiled against (62 for libjpeg-turbo's default). */
+  jpegLibVersion: number;
+}
+
+/** Where the build puts the compiled decoder (the same path from `src/` and from `dist/`). */
+export const jpegNativePath = fileURLToPath(new URL('../../native/build/jpeg_crop.node', import.meta.url));
+
+let loaded: { native: JpegNative | null; error: string } | undefined;
+
+/** The compiled decoder, or `null` with the reason (not built, or it does not load). */
+export function loadJpegNative(): { native: JpegNative | null; error: string } {
+  if (loaded === undefined) {
+    try {
+      const native = createRequire(import.meta.url)(jpegNativePath) as JpegNative;
+      loaded = { native, error: '' };
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      loaded = {
+        native: null,
+        error: e.code === 'MODULE_NOT_FOUND' ? `${jpegNativePath} is not built` : e.message,
+      };
+    }
+  }
+  return loaded;
+}
