@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import '../gradients.js';
 import { depthwiseConv2dBackpropFilterImpl } from './DepthwiseConv2dNativeBackpropFilter_impl.js';
-import { chunkPlan } from './onnxruntime.js';
+import { chunkPlan, setChunkElements } from './onnxruntime.js';
 import { registerWasmTrainingKernels, wasmKernelEngine } from './register_all_kernels.js';
 
 type Pad = 'same' | 'valid';
@@ -234,19 +234,35 @@ describe('kernel engines', () => {
   });
 
   it('onnxruntime splits a large batch into chunks and sums filter gradients over them exactly like wasm', async () => {
-    // 2.4 M values per sample: chunks of one sample
+    // A chunk budget of 2.5 samples: chunks of 2, 2, 1 samples (pointwise: one Gemm per chunk)
+    // and 3×3 stride 2 (ConvTranspose input gradient, per-tap filter gradient).
     const rng = new Rng(11);
-    const c: Case = { batch: 2, size: [48, 48], cin: 1024, cout: 4, k: [1, 1], stride: 1, pad: 'same' };
-    const x = random(2 * 48 * 48 * 1024, rng);
-    const w = random(1024 * 4, rng);
-    const g = random(2 * 48 * 48 * 4, rng);
-    registerWasmTrainingKernels({ kernels: 'wasm' });
-    const [dxW, dwW] = await grads('wasm', false, c, x, w, g);
-    registerWasmTrainingKernels({ kernels: 'onnxruntime', threads: 1 });
-    const [dxO, dwO] = await grads('wasm', false, c, x, w, g);
-    expect(maxRelError(dxO, dxW)).toBeLessThan(1e-5);
-    expect(maxRelError(dwO, dwW)).toBeLessThan(1e-5);
-  }, 120_000);
+    const previous = setChunkElements(Math.floor(2.5 * 12 * 12 * 16));
+    try {
+      for (const c of [
+        { batch: 5, size: [12, 12], cin: 16, cout: 8, k: [1, 1], stride: 1, pad: 'same' },
+        { batch: 5, size: [12, 12], cin: 16, cout: 8, k: [3, 3], stride: 2, pad: 'same' },
+      ] satisfies Case[]) {
+        expect(chunkPlan(5, [[5, 12, 12, 16]])).toEqual([
+          [0, 2],
+          [2, 2],
+          [4, 1],
+        ]);
+        const out = c.stride === 1 ? 12 : 6;
+        const x = random(5 * 12 * 12 * 16, rng);
+        const w = random(c.k[0]! * c.k[1]! * 16 * 8, rng);
+        const g = random(5 * out * out * 8, rng);
+        registerWasmTrainingKernels({ kernels: 'wasm' });
+        const [dxW, dwW] = await grads('wasm', false, c, x, w, g);
+        registerWasmTrainingKernels({ kernels: 'onnxruntime', threads: 1 });
+        const [dxO, dwO] = await grads('wasm', false, c, x, w, g);
+        expect(maxRelError(dxO, dxW)).toBeLessThan(1e-5);
+        expect(maxRelError(dwO, dwW)).toBeLessThan(1e-5);
+      }
+    } finally {
+      setChunkElements(previous);
+    }
+  });
 });
 
 describe('wasm training kernels', () => {

@@ -176,6 +176,17 @@ const MIN_ONNX_CHANNELS = 8;
 
 /** Elements of the largest tensor of one chunk onnxruntime works on (16 MiB of float32). */
 const CHUNK_ELEMENTS = 1 << 22;
+let chunkElements = CHUNK_ELEMENTS;
+
+/**
+ * Sets the chunk budget (elements per tensor; default {@link CHUNK_ELEMENTS}) and returns the
+ * previous one. Internal: lets tests chunk small batches instead of building 16 MiB tensors.
+ */
+export function setChunkElements(elements: number): number {
+  const previous = chunkElements;
+  chunkElements = elements;
+  return previous;
+}
 
 /**
  * [start, size] of each chunk of a batch of `batch` samples: as few chunks as keep each tensor of
@@ -184,7 +195,7 @@ const CHUNK_ELEMENTS = 1 << 22;
  */
 export function chunkPlan(batch: number, shapes: number[][]): [number, number][] {
   const perSample = Math.max(1, ...shapes.map((s) => s.slice(1).reduce((p, d) => p * d, 1)));
-  const most = Math.max(1, Math.floor(CHUNK_ELEMENTS / perSample));
+  const most = Math.max(1, Math.floor(chunkElements / perSample));
   const count = Math.ceil(batch / most);
   const size = Math.floor(batch / count);
   const larger = batch - size * count; // the first `larger` chunks take one more sample
