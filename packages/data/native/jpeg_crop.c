@@ -19,6 +19,7 @@
  * Exposed to JavaScript through Node-API (bottom of this file): decodeResized, a promise settled on
  * libuv's thread pool, and decodeResizedSync.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,20 +54,68 @@ typedef struct {
   int32_t *fixed; /* ksize per output pixel */
 } coeffs;
 
-/* Pillow's precompute_coeffs (bilinear, support 1) + normalize_coeffs_8bpc. */
-static int precompute(int in_size, int out_size, coeffs *c) {
+/*
+ * Working memory, kept per thread and reused from image to image: fresh allocations of this size
+ * come from mmap and cost a page fault per 4 KiB every time (more than the resize itself). Freed
+ * when the thread ends; a buffer grown past KEEP_BYTES by a very large photo is freed after use.
+ */
+enum { ROWS, TMP, ACC, HOR_BOUNDS, HOR_FIXED, VERT_BOUNDS, VERT_FIXED, WEIGHTS, NBUF };
+#define KEEP_BYTES (32u << 20)
+typedef struct {
+  void *p[NBUF];
+  size_t cap[NBUF];
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *v) {
+  scratch *s = v;
+  for (int i = 0; i < NBUF; i++) free(s->p[i]);
+  free(s);
+}
+
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+static scratch *thread_scratch(void) {
+  pthread_once(&scratch_once, scratch_init);
+  scratch *s = pthread_getspecific(scratch_key);
+  if (!s) {
+    s = calloc(1, sizeof *s);
+    if (s) pthread_setspecific(scratch_key, s);
+  }
+  return s;
+}
+
+static void *reserve(scratch *s, int which, size_t bytes) {
+  if (bytes > s->cap[which]) {
+    free(s->p[which]);
+    s->p[which] = malloc(bytes);
+    s->cap[which] = s->p[which] ? bytes : 0;
+  }
+  return s->p[which];
+}
+
+static void trim(scratch *s) {
+  for (int i = 0; i < NBUF; i++)
+    if (s->cap[i] > KEEP_BYTES) {
+      free(s->p[i]);
+      s->p[i] = NULL;
+      s->cap[i] = 0;
+    }
+}
+
+/* Pillow's precompute_coeffs (bilinear, support 1) + normalize_coeffs_8bpc, into scratch memory. */
+static int precompute(scratch *s, int bounds_buf, int fixed_buf, int in_size, int out_size, coeffs *c) {
   double scale = (double)in_size / out_size;
   double filterscale = scale < 1.0 ? 1.0 : scale;
   double support = 1.0 * filterscale;
   int ksize = (int)__builtin_ceil(support) * 2 + 1;
-  double *w = malloc(sizeof(double) * ksize);
+  double *w = reserve(s, WEIGHTS, sizeof(double) * ksize);
   c->ksize = ksize;
-  c->bounds = malloc(sizeof(int) * 2 * out_size);
-  c->fixed = malloc(sizeof(int32_t) * ksize * out_size);
-  if (!w || !c->bounds || !c->fixed) {
-    free(w);
-    return 0;
-  }
+  c->bounds = reserve(s, bounds_buf, sizeof(int) * 2 * out_size);
+  c->fixed = reserve(s, fixed_buf, sizeof(int32_t) * ksize * out_size);
+  if (!w || !c->bounds || !c->fixed) return 0;
   double ss = 1.0 / filterscale;
   for (int xx = 0; xx < out_size; xx++) {
     double center = (xx + 0.5) * scale;
@@ -92,13 +141,7 @@ static int precompute(int in_size, int out_size, coeffs *c) {
     c->bounds[xx * 2] = xmin;
     c->bounds[xx * 2 + 1] = xmax;
   }
-  free(w);
   return 1;
-}
-
-static void release(coeffs *c) {
-  free(c->bounds);
-  free(c->fixed);
 }
 
 static inline uint8_t clip8(int32_t v) {
@@ -120,15 +163,10 @@ typedef struct {
   /* out */
   int status; /* 0 ok, 1 decode error, 2 unsupported (colour space), 3 bad window, 4 no memory */
   char message[JMSG_LENGTH_MAX + 128];
-  /* Working memory, freed at the end also when libjpeg longjmps out: it lives here rather than in
-   * run()'s locals, whose values after a longjmp are indeterminate. */
-  uint8_t *rows, *tmp, *line;
-  int32_t *acc;
-  coeffs hor, vert;
 } job;
 
 /* Writes one output row of 8-bit values as floats, mirrored if asked. */
-static inline void put_row(const job *j, int yy, const uint8_t *row) {
+static void put_row(const job *j, int yy, const uint8_t *row) {
   float *d = j->dest + (size_t)yy * j->out_w * 3;
   if (!j->mirror) {
     for (int i = 0; i < j->out_w * 3; i++) d[i] = to_unit[row[i]];
@@ -142,54 +180,81 @@ static inline void put_row(const job *j, int yy, const uint8_t *row) {
   }
 }
 
-static void run(job *j) {
-  struct jpeg_decompress_struct cinfo;
-  error_mgr err;
-  coeffs *const hor = &j->hor, *const vert = &j->vert;
-  memset(hor, 0, sizeof *hor);
-  memset(vert, 0, sizeof *vert);
-  j->rows = j->tmp = j->line = NULL;
-  j->acc = NULL;
+/*
+ * The hot loops of the resize, compiled twice (AVX2 and the baseline) and picked at load time:
+ * Pillow's integer arithmetic exactly, 8 lanes at a time where the CPU has AVX2.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT
+#endif
 
-  cinfo.err = jpeg_std_error(&err.pub);
-  err.pub.error_exit = on_error;
-  err.pub.emit_message = on_message;
-  if (setjmp(err.jump)) {
-    j->status = 1;
-    snprintf(j->message, sizeof j->message, "%s", err.message);
-    goto done;
+/* acc[i] = ½ + Σ_y rows[y][i] · w[y] over `taps` rows `stride` bytes apart. */
+HOT static void vertical_sums(const uint8_t *rows, size_t stride, int taps, const int32_t *w, int32_t *acc, int n) {
+  for (int i = 0; i < n; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+  for (int y = 0; y < taps; y++) {
+    const uint8_t *r = rows + (size_t)y * stride;
+    const int32_t wy = w[y];
+    for (int i = 0; i < n; i++) acc[i] += r[i] * wy;
   }
-  jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, j->jpeg, (unsigned long)j->length);
-  jpeg_read_header(&cinfo, TRUE);
-  if (cinfo.jpeg_color_space == JCS_GRAYSCALE) {
-    cinfo.out_color_space = JCS_GRAYSCALE;
-  } else if (cinfo.jpeg_color_space == JCS_YCbCr || cinfo.jpeg_color_space == JCS_RGB) {
-    cinfo.out_color_space = JCS_RGB;
+}
+
+/* Writes one output row from its fixed-point sums: clip8, ÷ 255 as float, mirrored if asked. */
+HOT static void put_sums(const job *j, int yy, const int32_t *acc) {
+  float *d = j->dest + (size_t)yy * j->out_w * 3;
+  if (!j->mirror) {
+    for (int i = 0; i < j->out_w * 3; i++) d[i] = to_unit[clip8(acc[i])];
+  } else {
+    for (int x = 0; x < j->out_w; x++) {
+      float *o = d + (size_t)(j->out_w - 1 - x) * 3;
+      o[0] = to_unit[clip8(acc[x * 3])];
+      o[1] = to_unit[clip8(acc[x * 3 + 1])];
+      o[2] = to_unit[clip8(acc[x * 3 + 2])];
+    }
+  }
+}
+
+static void oom(job *j) {
+  j->status = 4;
+  snprintf(j->message, sizeof j->message, "out of memory");
+}
+
+/* Decodes and resizes into j->dest; libjpeg's errors longjmp out of here to run(). */
+static void decode(job *j, struct jpeg_decompress_struct *c, scratch *mem) {
+  coeffs hor_c = {0, NULL, NULL}, vert_c = {0, NULL, NULL};
+  coeffs *const hor = &hor_c, *const vert = &vert_c;
+  if (!mem) { oom(j); return; }
+  jpeg_mem_src(c, j->jpeg, (unsigned long)j->length);
+  jpeg_read_header(c, TRUE);
+  if (c->jpeg_color_space == JCS_GRAYSCALE) {
+    c->out_color_space = JCS_GRAYSCALE;
+  } else if (c->jpeg_color_space == JCS_YCbCr || c->jpeg_color_space == JCS_RGB) {
+    c->out_color_space = JCS_RGB;
   } else {
     j->status = 2;
     snprintf(j->message, sizeof j->message, "colour space %d is decoded by the general path",
-             (int)cinfo.jpeg_color_space);
-    goto done;
+             (int)c->jpeg_color_space);
+    return;
   }
-  const int W = (int)cinfo.image_width, H = (int)cinfo.image_height;
+  const int W = (int)c->image_width, H = (int)c->image_height;
   if (j->left < 0 || j->top < 0 || j->crop_w < 1 || j->crop_h < 1 || j->left + j->crop_w > W ||
       j->top + j->crop_h > H || j->out_w < 1 || j->out_h < 1) {
     j->status = 3;
     snprintf(j->message, sizeof j->message, "crop %dx%d at (%d, %d) is outside the %dx%d image",
              j->crop_w, j->crop_h, j->left, j->top, W, H);
-    goto done;
+    return;
   }
 
   /* Crop rows the vertical pass reads (all when the height does not change). */
   int y_first = 0, y_last = j->crop_h;
   if (j->crop_h != j->out_h) {
-    if (!precompute(j->crop_h, j->out_h, vert)) goto oom;
+    if (!precompute(mem, VERT_BOUNDS, VERT_FIXED, j->crop_h, j->out_h, vert)) { oom(j); return; }
     y_first = vert->bounds[0];
     y_last = vert->bounds[2 * j->out_h - 2] + vert->bounds[2 * j->out_h - 1];
   }
   if (j->crop_w != j->out_w) {
-    if (!precompute(j->crop_w, j->out_w, hor)) goto oom;
+    if (!precompute(mem, HOR_BOUNDS, HOR_FIXED, j->crop_w, j->out_w, hor)) { oom(j); return; }
   }
 
   /* The decoded window: the rows and columns used, plus a margin for the upsampler's context. */
@@ -200,21 +265,21 @@ static void run(job *j) {
   if (c0 < 0) c0 = 0;
   if (c1 > W) c1 = W;
 
-  jpeg_start_decompress(&cinfo);
-  const int comps = cinfo.output_components; /* 1 or 3 */
+  jpeg_start_decompress(c);
+  const int comps = c->output_components; /* 1 or 3 */
   JDIMENSION xoff = (JDIMENSION)c0, width = (JDIMENSION)(c1 - c0);
-  if (xoff != 0 || width != cinfo.output_width) jpeg_crop_scanline(&cinfo, &xoff, &width);
+  if (xoff != 0 || width != c->output_width) jpeg_crop_scanline(c, &xoff, &width);
   const int stride = (int)width * comps;
   const int nrows = r1 - r0;
-  uint8_t *const rows = j->rows = malloc((size_t)nrows * stride);
-  if (!rows) goto oom;
-  if (r0 > 0) jpeg_skip_scanlines(&cinfo, (JDIMENSION)r0);
-  while ((int)cinfo.output_scanline < r1) {
-    JSAMPROW p = rows + (size_t)((int)cinfo.output_scanline - r0) * stride;
-    jpeg_read_scanlines(&cinfo, &p, 1);
+  uint8_t *const rows = reserve(mem, ROWS, (size_t)nrows * stride);
+  if (!rows) { oom(j); return; }
+  if (r0 > 0) jpeg_skip_scanlines(c, (JDIMENSION)r0);
+  while ((int)c->output_scanline < r1) {
+    JSAMPROW p = rows + (size_t)((int)c->output_scanline - r0) * stride;
+    jpeg_read_scanlines(c, &p, 1);
   }
   /* Rows after r1 are never decoded. */
-  jpeg_abort_decompress(&cinfo);
+  jpeg_abort_decompress(c);
 
   /* Where crop pixel (0, 0) is in `rows`. */
   const uint8_t *crop0 = rows + (size_t)(j->top - r0) * stride + (size_t)(j->left - (int)xoff) * comps;
@@ -224,8 +289,8 @@ static void run(job *j) {
   const int hrows = y_last - y_first;
   const uint8_t *src;
   int src_stride;
-  uint8_t *const tmp = j->tmp = malloc((size_t)hrows * out_len);
-  if (!tmp) goto oom;
+  uint8_t *const tmp = reserve(mem, TMP, (size_t)hrows * out_len);
+  if (!tmp) { oom(j); return; }
   if (hor->bounds) {
     const int k = hor->ksize;
     for (int yy = 0; yy < hrows; yy++) {
@@ -269,44 +334,50 @@ static void run(job *j) {
     for (int yy = 0; yy < j->out_h; yy++) put_row(j, yy, src + (size_t)yy * src_stride);
   } else {
     /* Vertical pass, one output row at a time (crop row y is tmp row y − y_first). */
-    int32_t *const acc = j->acc = malloc(sizeof(int32_t) * out_len);
-    uint8_t *const line = j->line = malloc(out_len);
-    if (!acc || !line) goto oom;
+    int32_t *const acc = reserve(mem, ACC, sizeof(int32_t) * out_len);
+    if (!acc) { oom(j); return; }
     const int k = vert->ksize;
     for (int yy = 0; yy < j->out_h; yy++) {
       const int ymin = vert->bounds[2 * yy], ymax = vert->bounds[2 * yy + 1];
-      const int32_t *w = vert->fixed + (size_t)yy * k;
-      for (int i = 0; i < out_len; i++) acc[i] = 1 << (PRECISION_BITS - 1);
-      for (int y = 0; y < ymax; y++) {
-        const uint8_t *r = src + (size_t)(ymin + y - y_first) * src_stride;
-        const int32_t wy = w[y];
-        for (int i = 0; i < out_len; i++) acc[i] += r[i] * wy;
-      }
-      for (int i = 0; i < out_len; i++) line[i] = clip8(acc[i]);
-      put_row(j, yy, line);
+      vertical_sums(src + (size_t)(ymin - y_first) * src_stride, (size_t)src_stride, ymax,
+                    vert->fixed + (size_t)yy * k, acc, out_len);
+      put_sums(j, yy, acc);
     }
   }
   j->status = 0;
-  goto done;
-oom:
-  j->status = 4;
-  snprintf(j->message, sizeof j->message, "out of memory");
-done:
-  jpeg_destroy_decompress(&cinfo);
-  free(j->rows);
-  free(j->tmp);
-  free(j->line);
-  free(j->acc);
-  release(hor);
-  release(vert);
 }
 
-static void init_tables(void) {
+static void run(job *j) {
+  struct jpeg_decompress_struct cinfo;
+  error_mgr err;
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = on_error;
+  err.pub.emit_message = on_message;
+  if (setjmp(err.jump)) {
+    j->status = 1;
+    snprintf(j->message, sizeof j->message, "%s", err.message);
+  } else {
+    jpeg_create_decompress(&cinfo);
+    decode(j, &cinfo, thread_scratch());
+  }
+  jpeg_destroy_decompress(&cinfo);
+  scratch *const mem = thread_scratch();
+  if (mem) trim(mem);
+}
+
+static void fill_tables(void) {
   for (int v = 0; v < 256; v++) to_unit[v] = (float)((double)v / 255.0);
 }
 
+/* Once per process (every worker thread's environment initialises the module). */
+static void init_tables(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, fill_tables);
+}
 
-/* ---- Node-API ---------------------------------------------------------------------------------- */
+
+/* ---- Node-API (left out with -DJPEG_CROP_NO_NAPI, e.g. to time run() from a C program) -------- */
+#ifndef JPEG_CROP_NO_NAPI
 
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -478,3 +549,4 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "jpegLibVersion", version);
   return exports;
 }
+#endif /* JPEG_CROP_NO_NAPI */

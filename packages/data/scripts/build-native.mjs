@@ -51,7 +51,7 @@ function build() {
   try {
     execFileSync(
       cc,
-      ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', `-I${includes[0]}`, source, '-ljpeg', '-o', tmp],
+      ['-O3', '-fPIC', '-shared', '-Wall', '-Wextra', `-I${includes[0]}`, source, '-ljpeg', '-o', tmp],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     renameSync(tmp, out); // atomic: a concurrent load never sees half a file

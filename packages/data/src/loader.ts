@@ -240,7 +240,7 @@ export class Loader implements AsyncIterable<LoaderBatch> {
       );
     }
     this.yielded.delete(batch);
-    this.buffers.give(batch.images);
+    this.buffers.give(batch);
   }
 
   /** Stops the worker threads. The loader cannot be iterated afterwards. */
@@ -261,8 +261,10 @@ export class Loader implements AsyncIterable<LoaderBatch> {
       this.transform ??= resolveTransform(this.options.transform);
       return async (epoch, step, indices) =>
         loadBatch(this.dataset, await this.transform!, seed, epoch, step, indices, concurrency, (length) => {
-          const spare = buffers.take(length * 4);
-          return spare === null ? new Float32Array(length) : new Float32Array(spare);
+          const spare = buffers.take(indices.length);
+          if (spare !== null && spare.byteLength === length * 4) return new Float32Array(spare);
+          if (spare !== null) buffers.keep(spare);
+          return new Float32Array(length);
         });
     }
     const t = this.options.transform;
@@ -272,7 +274,8 @@ export class Loader implements AsyncIterable<LoaderBatch> {
       concurrency,
     });
     const pool = this.pool;
-    return (epoch, step, indices) => pool.run({ seed, epoch, step, indices, spare: buffers.take() }, buffers);
+    return (epoch, step, indices) =>
+      pool.run({ seed, epoch, step, indices, spare: buffers.take(indices.length) }, buffers);
   }
 }
 
@@ -333,27 +336,32 @@ function workerUrl(): URL {
  */
 class BufferPool {
   private readonly free: ArrayBuffer[] = [];
+  /** Bytes of one sample's images, learnt from released batches (0: not yet known). */
+  private bytesPerSample = 0;
 
-  /** Keeps `images`' buffer; `images` is detached. */
-  give(images: Float32Array): void {
-    const buffer = images.buffer as ArrayBuffer;
+  /** Keeps `batch.images`' buffer; `batch.images` is detached. */
+  give(batch: LoaderBatch): void {
+    const buffer = batch.images.buffer as ArrayBuffer;
     if (buffer.byteLength === 0) return; // detached already
-    const moved = structuredClone(buffer, { transfer: [buffer] });
-    this.free.push(moved);
-    if (this.free.length > 8) this.free.shift();
+    this.bytesPerSample = buffer.byteLength / batch.shape[0];
+    this.keep(structuredClone(buffer, { transfer: [buffer] }));
   }
 
-  /** A kept buffer of `bytes` bytes, or (without `bytes`) the most recent one; null if none. */
-  take(bytes?: number): ArrayBuffer | null {
+  /**
+   * A kept buffer for a batch of `samples` samples: one of exactly the right size when the sample
+   * size is known, else the most recent one; null if none.
+   */
+  take(samples: number): ArrayBuffer | null {
+    const bytes = this.bytesPerSample * samples;
     for (let i = this.free.length - 1; i >= 0; i--) {
-      if (bytes === undefined || this.free[i]!.byteLength === bytes) return this.free.splice(i, 1)[0]!;
+      if (bytes === 0 || this.free[i]!.byteLength === bytes) return this.free.splice(i, 1)[0]!;
     }
     return null;
   }
 
-  /** Keeps a buffer that a worker did not use. */
+  /** Keeps a buffer (a released batch's, or one a worker did not use). */
   keep(buffer: ArrayBuffer): void {
-    this.free.unshift(buffer);
+    this.free.push(buffer);
     if (this.free.length > 8) this.free.shift();
   }
 }

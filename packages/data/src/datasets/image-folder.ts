@@ -242,8 +242,10 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
         const e = error as Error & { code?: string };
         // CMYK/YCCK JPEGs: sharp converts them; anything else is the file's fault (or a bad crop).
         if (e.code !== 'UNSUPPORTED') {
+          // The decoder's codes are core's: CORRUPT_INPUT, INVALID_ARGUMENT, OUT_OF_MEMORY.
+          const code = e.code === 'CORRUPT_INPUT' || e.code === 'OUT_OF_MEMORY' ? e.code : 'INVALID_ARGUMENT';
           throw new CompressError(
-            e.code === 'CORRUPT_INPUT' ? 'CORRUPT_INPUT' : 'INVALID_ARGUMENT',
+            code,
             `imageFolder: cannot decode ${path}: ${e.message}${e.code === 'CORRUPT_INPUT' ? '; pass { skipCorrupt: true } to leave out files that do not decode' : ''}`,
             { input: path, cause: error },
           );
