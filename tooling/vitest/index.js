@@ -1,5 +1,6 @@
 // Shared vitest base for every package: tests live beside the code (src/**/*.test.ts).
 // Long tests carry the `slow` tag in their name and a timeout of their own.
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export const baseConfig = defineConfig({
@@ -9,6 +10,7 @@ export const baseConfig = defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    setupFiles: [fileURLToPath(new URL('./setup.js', import.meta.url))],
     reporters: process.env.CI ? ['default'] : ['default'],
   },
 });

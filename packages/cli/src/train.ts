@@ -181,6 +181,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     'train-subset',
   );
   const trainSize = trainIndices?.length ?? splits.train.length;
+  const decoder = (splits.train as { decoder?: string }).decoder;
+  if (decoder)
+    reporter.info(`${splits.train.name}: ${trainSize} training images, JPEGs decoded by ${decoder}`);
 
   // 2. Teacher (what the method needs of it).
   const method = config.method;
