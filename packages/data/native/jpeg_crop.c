@@ -537,6 +537,49 @@ static napi_value decode_async(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+/*
+ * adviseHugePages(array: TypedArray) → bytes advised. Asks the kernel to back the 2 MiB-aligned
+ * interior of a large, not yet touched array with transparent huge pages (madvise
+ * MADV_HUGEPAGE): a batch of 154 MB then costs ~80 page faults instead of ~37 000 (on a virtual
+ * machine each costs ~12 µs). Advice only: the memory stays V8's. 0 where there is no such advice
+ * (not Linux, or the array spans no whole huge page).
+ */
+static napi_value advise_huge_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  bool is_ta = false;
+  double advised = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta) {
+    napi_throw_error(env, "INVALID_ARGUMENT", "adviseHugePages: expected a typed array");
+    return NULL;
+  }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) == napi_ok && data) {
+    size_t unit = 1;
+    switch (type) {
+    case napi_int16_array: case napi_uint16_array: unit = 2; break;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: unit = 4; break;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: unit = 8; break;
+    default: break;
+    }
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    const uintptr_t start = ((uintptr_t)data + huge - 1) & ~(huge - 1);
+    const uintptr_t end = ((uintptr_t)data + length * unit) & ~(huge - 1);
+    if (end > start && madvise((void *)start, end - start, MADV_HUGEPAGE) == 0) advised = (double)(end - start);
+  }
+#endif
+  napi_create_double(env, advised, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   init_tables();
   napi_value fn;
@@ -544,6 +587,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "decodeResized", fn);
   napi_create_function(env, "decodeResizedSync", NAPI_AUTO_LENGTH, decode_sync, NULL, &fn);
   napi_set_named_property(env, exports, "decodeResizedSync", fn);
+  napi_create_function(env, "adviseHugePages", NAPI_AUTO_LENGTH, advise_huge_pages, NULL, &fn);
+  napi_set_named_property(env, exports, "adviseHugePages", fn);
   napi_value version;
   napi_create_int32(env, JPEG_LIB_VERSION, &version);
   napi_set_named_property(env, exports, "jpegLibVersion", version);

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CompressError, type Dataset, type ErrorCode, type ImageTransform } from '@compress/core';
+import { newBatchArray } from './datasets/jpeg-native.js';
 import type { DatasetSpec } from './datasets/spec.js';
 import { epochOrder, type LoaderBatch, loadBatch } from './pipeline.js';
 import { buildTransform } from './transforms/compose.js';
@@ -264,7 +265,7 @@ export class Loader implements AsyncIterable<LoaderBatch> {
           const spare = buffers.take(indices.length);
           if (spare !== null && spare.byteLength === length * 4) return new Float32Array(spare);
           if (spare !== null) buffers.keep(spare);
-          return new Float32Array(length);
+          return newBatchArray(length);
         });
     }
     const t = this.options.transform;

@@ -8,6 +8,7 @@ import {
   type Sample,
 } from '@compress/core';
 import { type BatchSlot, isResizing } from './datasets/common.js';
+import { newBatchArray } from './datasets/jpeg-native.js';
 import { flip } from './transforms/geometry.js';
 import type { Transform } from './transforms/transform.js';
 
@@ -177,7 +178,7 @@ export async function loadBatch(
   step: number,
   indices: Int32Array,
   concurrency: number,
-  allocate: (length: number) => Float32Array = (length) => new Float32Array(length),
+  allocate: (length: number) => Float32Array = newBatchArray,
 ): Promise<LoaderBatch> {
   const root = epochAugmentationRoot(seed, epoch);
   const b = indices.length;

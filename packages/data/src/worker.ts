@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { CompressError } from '@compress/core';
+import { newBatchArray } from './datasets/jpeg-native.js';
 import { openDataset } from './datasets/spec.js';
 import { loadBatch } from './pipeline.js';
 import { buildTransform } from './transforms/compose.js';
@@ -45,7 +46,7 @@ port.on('message', async (req: WorkerRequest) => {
       spare = null;
       return images;
     }
-    return new Float32Array(length);
+    return newBatchArray(length);
   };
   try {
     const { dataset, transform } = await ready;

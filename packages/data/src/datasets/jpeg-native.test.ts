@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomResizedCrop } from '../transforms/random-resized-crop.js';
 import { resizedCrop } from '../transforms/resample.js';
 import { imageFolder } from './image-folder.js';
-import { loadJpegNative } from './jpeg-native.js';
+import { loadJpegNative, newBatchArray } from './jpeg-native.js';
 
 // The decoder is built with the package (`pnpm build`); CI requires it (COMPRESS_REQUIRE_NATIVE=1).
 const { native, error } = loadJpegNative();
@@ -215,6 +215,31 @@ describe.skipIf(native === null)('libjpeg-turbo crop decoder', () => {
     expect(() => n.decodeResizedSync(Buffer.from('not a jpeg'), 0, 0, 1, 1, 1, 1, dest, 0, false)).toThrow(
       /Not a JPEG file/,
     );
+  });
+});
+
+describe.skipIf(native === null)('huge-page advice for batch arrays', () => {
+  it('advises whole 2 MiB pages inside the array, nothing for small ones, and refuses non-arrays', () => {
+    const n = native!;
+    const big = new Float32Array(3 * 2 ** 20 + 123); // 12 MiB + a bit
+    const advised = n.adviseHugePages(big);
+    expect(advised % 2 ** 21).toBe(0);
+    expect(advised).toBeLessThanOrEqual(big.byteLength);
+    if (process.platform === 'linux') expect(advised).toBeGreaterThanOrEqual(big.byteLength - 2 * 2 ** 21);
+    expect(n.adviseHugePages(new Float32Array(1000))).toBe(0);
+    expect(() => (n.adviseHugePages as (x: unknown) => number)(5)).toThrow(
+      'adviseHugePages: expected a typed array',
+    );
+  });
+
+  it('newBatchArray gives zeroed arrays of the asked length, large or small', () => {
+    for (const length of [10, 5 * 2 ** 20]) {
+      const a = newBatchArray(length);
+      expect(a).toBeInstanceOf(Float32Array);
+      expect(a.length).toBe(length);
+      expect(a[0]).toBe(0);
+      expect(a[length - 1]).toBe(0);
+    }
   });
 });
 

@@ -32,6 +32,11 @@ export interface JpegNative {
     offset: number,
     mirror: boolean,
   ): void;
+  /**
+   * Advises the kernel to back the 2 MiB-aligned interior of a large, untouched array with
+   * transparent huge pages; returns the bytes advised (0 where unsupported).
+   */
+  adviseHugePages(array: ArrayBufferView): number;
   /** libjpeg API version the decoder was compiled against (62 for libjpeg-turbo's default). */
   jpegLibVersion: number;
 }
@@ -56,4 +61,19 @@ export function loadJpegNative(): { native: JpegNative | null; error: string } {
     }
   }
   return loaded;
+}
+
+/** Arrays from this size on are worth backing with huge pages (two of them at least). */
+const HUGE_PAGE_MIN_BYTES = 4 << 20;
+
+/**
+ * A zeroed Float32Array for a batch. Large ones are advised onto transparent huge pages when the
+ * package's native addon is built (Linux): the first write into fresh memory otherwise takes one
+ * page fault per 4 KiB — for a 154 MB batch of 224×224 RGB images that costs more than decoding
+ * the images on a virtual machine.
+ */
+export function newBatchArray(length: number): Float32Array {
+  const array = new Float32Array(length);
+  if (length * 4 >= HUGE_PAGE_MIN_BYTES) loadJpegNative().native?.adviseHugePages(array);
+  return array;
 }
