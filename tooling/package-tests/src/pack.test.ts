@@ -2,13 +2,14 @@
  * The tarballs users install: `pnpm pack` each package, install the tarballs into an empty project
  * outside the workspace with npm, and run the package's README example there.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { packagesDir, readmeExample, run } from './workspace.js';
 
-const packed = ['core', 'cluster', 'losses', 'teacher'];
+const packed = ['core', 'data', 'cluster', 'losses', 'teacher'];
 let app: string;
 
 beforeAll(async () => {
@@ -45,4 +46,26 @@ describe('packed tarballs installed outside the workspace', () => {
       await run(process.execPath, [file], { cwd: app, timeout: 240_000 });
     });
   }
+
+  it('@compress/data compiles its JPEG decoder when installed, and ImageFolder uses it', async () => {
+    const addon = join(app, 'node_modules/@compress/data/native/build/jpeg_crop.node');
+    if (process.env.COMPRESS_REQUIRE_NATIVE === '1') expect(existsSync(addon)).toBe(true);
+    const file = join(app, 'data-decoder.mjs');
+    await writeFile(
+      file,
+      `import { mkdirSync } from 'node:fs';
+import sharp from 'sharp';
+import { imageFolder } from '@compress/data';
+mkdirSync('photos/cls', { recursive: true });
+await sharp({ create: { width: 64, height: 48, channels: 3, background: '#3a7' } }).jpeg().toFile('photos/cls/a.jpg');
+const ds = await imageFolder('photos');
+const { image } = await ds.getResized(0, () => ({ crop: { top: 4, left: 8, height: 32, width: 40 }, height: 16, width: 20 }));
+console.log(JSON.stringify({ decoder: ds.decoder, shape: [image.height, image.width, image.channels] }));
+`,
+    );
+    const { stdout } = await run(process.execPath, [file], { cwd: app, timeout: 60_000 });
+    const result = JSON.parse(stdout.trim().split('\n').at(-1)!);
+    expect(result.shape).toEqual([16, 20, 3]);
+    expect(result.decoder).toBe(existsSync(addon) ? 'libjpeg-turbo' : 'sharp');
+  });
 });
