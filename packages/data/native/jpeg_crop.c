@@ -159,26 +159,12 @@ typedef struct {
   int left, top, crop_w, crop_h; /* crop window in the stored image */
   int out_w, out_h;
   int mirror;
-  float *dest; /* out_h × out_w × 3 floats */
+  float *dest;     /* out_h × out_w × 3 floats (v / 255), or … */
+  uint8_t *dest8;  /* … 8-bit values, when dest is NULL */
   /* out */
   int status; /* 0 ok, 1 decode error, 2 unsupported (colour space), 3 bad window, 4 no memory */
   char message[JMSG_LENGTH_MAX + 128];
 } job;
-
-/* Writes one output row of 8-bit values as floats, mirrored if asked. */
-static void put_row(const job *j, int yy, const uint8_t *row) {
-  float *d = j->dest + (size_t)yy * j->out_w * 3;
-  if (!j->mirror) {
-    for (int i = 0; i < j->out_w * 3; i++) d[i] = to_unit[row[i]];
-  } else {
-    for (int x = 0; x < j->out_w; x++) {
-      float *o = d + (size_t)(j->out_w - 1 - x) * 3;
-      o[0] = to_unit[row[x * 3]];
-      o[1] = to_unit[row[x * 3 + 1]];
-      o[2] = to_unit[row[x * 3 + 2]];
-    }
-  }
-}
 
 /*
  * The hot loops of the resize, compiled twice (AVX2 and the baseline) and picked at load time:
@@ -200,14 +186,24 @@ HOT static void vertical_sums(const uint8_t *rows, size_t stride, int taps, cons
   }
 }
 
-/* Writes one output row from its fixed-point sums: clip8, ÷ 255 as float, mirrored if asked. */
+/* Writes one output row from its fixed-point sums: clip8, then 8-bit or ÷ 255 as float, mirrored if asked. */
 HOT static void put_sums(const job *j, int yy, const int32_t *acc) {
-  float *d = j->dest + (size_t)yy * j->out_w * 3;
-  if (!j->mirror) {
-    for (int i = 0; i < j->out_w * 3; i++) d[i] = to_unit[clip8(acc[i])];
+  const int w = j->out_w;
+  if (j->dest8) {
+    uint8_t *d = j->dest8 + (size_t)yy * w * 3;
+    for (int x = 0; x < w; x++) {
+      uint8_t *o = d + (size_t)(j->mirror ? w - 1 - x : x) * 3;
+      o[0] = clip8(acc[x * 3]);
+      o[1] = clip8(acc[x * 3 + 1]);
+      o[2] = clip8(acc[x * 3 + 2]);
+    }
+  } else if (!j->mirror) {
+    float *d = j->dest + (size_t)yy * w * 3;
+    for (int i = 0; i < w * 3; i++) d[i] = to_unit[clip8(acc[i])];
   } else {
-    for (int x = 0; x < j->out_w; x++) {
-      float *o = d + (size_t)(j->out_w - 1 - x) * 3;
+    float *d = j->dest + (size_t)yy * w * 3;
+    for (int x = 0; x < w; x++) {
+      float *o = d + (size_t)(w - 1 - x) * 3;
       o[0] = to_unit[clip8(acc[x * 3])];
       o[1] = to_unit[clip8(acc[x * 3 + 1])];
       o[2] = to_unit[clip8(acc[x * 3 + 2])];
@@ -220,7 +216,7 @@ static void oom(job *j) {
   snprintf(j->message, sizeof j->message, "out of memory");
 }
 
-/* Decodes and resizes into j->dest; libjpeg's errors longjmp out of here to run(). */
+/* Decodes and resizes into j->dest (or j->dest8); libjpeg's errors longjmp out of here to run(). */
 static void decode(job *j, struct jpeg_decompress_struct *c, scratch *mem) {
   coeffs hor_c = {0, NULL, NULL}, vert_c = {0, NULL, NULL};
   coeffs *const hor = &hor_c, *const vert = &vert_c;
@@ -287,8 +283,6 @@ static void decode(job *j, struct jpeg_decompress_struct *c, scratch *mem) {
 
   /* Horizontal pass → `tmp`: rows y_first…y_last of the crop at the output width, as RGB. */
   const int hrows = y_last - y_first;
-  const uint8_t *src;
-  int src_stride;
   uint8_t *const tmp = reserve(mem, TMP, (size_t)hrows * out_len);
   if (!tmp) { oom(j); return; }
   if (hor->bounds) {
@@ -327,22 +321,18 @@ static void decode(job *j, struct jpeg_decompress_struct *c, scratch *mem) {
         for (int x = 0; x < j->out_w; x++) o[x * 3] = o[x * 3 + 1] = o[x * 3 + 2] = in[x];
     }
   }
-  src = tmp;
-  src_stride = out_len;
 
-  if (!vert->bounds) {
-    for (int yy = 0; yy < j->out_h; yy++) put_row(j, yy, src + (size_t)yy * src_stride);
-  } else {
-    /* Vertical pass, one output row at a time (crop row y is tmp row y − y_first). */
-    int32_t *const acc = reserve(mem, ACC, sizeof(int32_t) * out_len);
-    if (!acc) { oom(j); return; }
-    const int k = vert->ksize;
-    for (int yy = 0; yy < j->out_h; yy++) {
-      const int ymin = vert->bounds[2 * yy], ymax = vert->bounds[2 * yy + 1];
-      vertical_sums(src + (size_t)(ymin - y_first) * src_stride, (size_t)src_stride, ymax,
-                    vert->fixed + (size_t)yy * k, acc, out_len);
-      put_sums(j, yy, acc);
-    }
+  /* Vertical pass, one output row at a time (crop row y is tmp row y − y_first). An unchanged
+   * height is the same pass with one tap of weight 1.0 (sums r·2²² + ½ clip back to r). */
+  int32_t *const acc = reserve(mem, ACC, sizeof(int32_t) * out_len);
+  if (!acc) { oom(j); return; }
+  static const int32_t one = 1 << PRECISION_BITS;
+  for (int yy = 0; yy < j->out_h; yy++) {
+    const int ymin = vert->bounds ? vert->bounds[2 * yy] : yy;
+    const int taps = vert->bounds ? vert->bounds[2 * yy + 1] : 1;
+    const int32_t *w = vert->bounds ? vert->fixed + (size_t)yy * vert->ksize : &one;
+    vertical_sums(tmp + (size_t)(ymin - y_first) * out_len, (size_t)out_len, taps, w, acc, out_len);
+    put_sums(j, yy, acc);
   }
   j->status = 0;
 }
@@ -442,8 +432,8 @@ static int read_args(napi_env env, napi_callback_info info, job *j, napi_value *
     if (!int_arg(env, argv[1 + i], names[i], fields[i])) return 0;
   CHECK(napi_is_typedarray(env, argv[7], &is_ta));
   if (is_ta) CHECK(napi_get_typedarray_info(env, argv[7], &type, &length, &data, NULL, NULL));
-  if (!is_ta || type != napi_float32_array) {
-    napi_throw_error(env, "INVALID_ARGUMENT", "decodeResized: dest must be a Float32Array");
+  if (!is_ta || (type != napi_float32_array && type != napi_uint8_array)) {
+    napi_throw_error(env, "INVALID_ARGUMENT", "decodeResized: dest must be a Float32Array or a Uint8Array");
     return 0;
   }
   int offset;
@@ -456,7 +446,8 @@ static int read_args(napi_env env, napi_callback_info info, job *j, napi_value *
     napi_throw_error(env, "INVALID_ARGUMENT", msg);
     return 0;
   }
-  j->dest = (float *)data + offset;
+  if (type == napi_float32_array) j->dest = (float *)data + offset;
+  else j->dest8 = (uint8_t *)data + offset;
   bool mirror = false;
   if (napi_get_value_bool(env, argv[9], &mirror) != napi_ok) {
     napi_throw_error(env, "INVALID_ARGUMENT", "decodeResized: mirror must be a boolean");

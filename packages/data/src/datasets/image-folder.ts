@@ -219,10 +219,11 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
     const mirrored = mirror();
     if (this.native) {
       const { crop } = p;
-      const into = slot?.(p.height, p.width, 3) ?? {
-        dest: new Float32Array(p.height * p.width * 3),
-        offset: 0,
-      };
+      // Into the batch as floats when there is a slot, else as an 8-bit image.
+      const image: RawImage | null = slot
+        ? null
+        : { data: new Uint8Array(p.height * p.width * 3), height: p.height, width: p.width, channels: 3 };
+      const into = slot ? slot(p.height, p.width, 3) : { dest: image!.data, offset: 0 };
       try {
         await this.native.decodeResized(
           bytes,
@@ -236,8 +237,7 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
           into.offset,
           mirrored,
         );
-        if (slot) return { index, label, image: null, mirrored };
-        return { index, label, image: toBytes(into.dest, p.height, p.width), mirrored: false };
+        return { index, label, image, mirrored: image === null ? mirrored : false };
       } catch (error) {
         const e = error as Error & { code?: string };
         // CMYK/YCCK JPEGs: sharp converts them; anything else is the file's fault (or a bad crop).
@@ -285,13 +285,6 @@ function jpegDecoder(decoder: JpegDecoder | 'auto'): JpegNative | null {
     );
   }
   return native;
-}
-
-/** 8-bit values back from floats that are exactly v / 255. */
-function toBytes(values: Float32Array, height: number, width: number): RawImage {
-  const data = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) data[i] = Math.round(values[i]! * 255);
-  return { data, height, width, channels: 3 };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

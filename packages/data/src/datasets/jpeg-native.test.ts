@@ -65,6 +65,10 @@ describe.skipIf(native === null)('libjpeg-turbo crop decoder', () => {
         );
         // Floats are exactly v / 255 (torchvision's ToTensor).
         for (let i = 0; i < got.length; i += 97) expect(dest[i]).toBe(Math.fround(got[i]! / 255));
+        // Into 8-bit values: Pillow's bytes themselves.
+        const bytes = new Uint8Array(want.length);
+        n.decodeResizedSync(jpeg, c.left, c.top, c.width, c.height, c.outWidth, c.outHeight, bytes, 0, false);
+        expect(Buffer.from(bytes).equals(want)).toBe(true);
         cases++;
       }
     }
@@ -136,12 +140,17 @@ describe.skipIf(native === null)('libjpeg-turbo crop decoder', () => {
     }
     expect(dest.subarray(per, 2 * per).every((v) => v === -1)).toBe(true);
     const ref = (await ds.getResized(0, plan)).image;
+    // The 8-bit output mirrors too.
+    const jpeg = readFileSync(ds.path(0));
+    const mirrored8 = new Uint8Array(per);
+    n.decodeResizedSync(jpeg, 20, 10, 150, 100, 16, 12, mirrored8, 0, true);
     for (let y = 0; y < 12; y++)
       for (let x = 0; x < 16; x++)
         for (let c = 0; c < 3; c++) {
           const v = ref.data[(y * 16 + x) * 3 + c]! / 255;
           expect(dest[(y * 16 + x) * 3 + c]).toBe(Math.fround(v));
           expect(dest[2 * per + (y * 16 + (15 - x)) * 3 + c]).toBe(Math.fround(v));
+          expect(mirrored8[(y * 16 + (15 - x)) * 3 + c]).toBe(ref.data[(y * 16 + x) * 3 + c]);
         }
   });
 

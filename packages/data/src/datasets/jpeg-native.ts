@@ -6,32 +6,29 @@ import { fileURLToPath } from 'node:url';
  * decodes only the part of a JPEG a crop needs and resizes it with Pillow's bilinear filter,
  * bit-exact to torchvision's PIL path, writing floats (÷ 255) into a batch.
  */
+/**
+ * Arguments of a decode: the JPEG, the crop window in stored-image pixels, the output size, and
+ * where to write `outHeight × outWidth × 3` values — floats (8-bit value ÷ 255) into a
+ * Float32Array or 8-bit values into a Uint8Array — mirrored left–right when `mirror`.
+ */
+export type DecodeResizedArgs = [
+  jpeg: Uint8Array,
+  left: number,
+  top: number,
+  cropWidth: number,
+  cropHeight: number,
+  outWidth: number,
+  outHeight: number,
+  dest: Float32Array | Uint8Array,
+  offset: number,
+  mirror: boolean,
+];
+
 export interface JpegNative {
   /** On libuv's thread pool; rejects with an Error whose `code` is CORRUPT_INPUT, UNSUPPORTED, INVALID_ARGUMENT or OUT_OF_MEMORY. */
-  decodeResized(
-    jpeg: Uint8Array,
-    left: number,
-    top: number,
-    cropWidth: number,
-    cropHeight: number,
-    outWidth: number,
-    outHeight: number,
-    dest: Float32Array,
-    offset: number,
-    mirror: boolean,
-  ): Promise<void>;
-  decodeResizedSync(
-    jpeg: Uint8Array,
-    left: number,
-    top: number,
-    cropWidth: number,
-    cropHeight: number,
-    outWidth: number,
-    outHeight: number,
-    dest: Float32Array,
-    offset: number,
-    mirror: boolean,
-  ): void;
+  decodeResized(...args: DecodeResizedArgs): Promise<void>;
+  /** The same on the calling thread; throws those errors. */
+  decodeResizedSync(...args: DecodeResizedArgs): void;
   /**
    * Advises the kernel to back the 2 MiB-aligned interior of a large, untouched array with
    * transparent huge pages; returns the bytes advised (0 where unsupported).
