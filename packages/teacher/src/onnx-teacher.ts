@@ -11,6 +11,7 @@ import {
 } from '@compress/core';
 import ort from 'onnxruntime-node';
 import {
+  IMAGENET,
   type InputLayout,
   type InputPlan,
   isIdentity,
@@ -18,6 +19,7 @@ import {
   type Normalization,
   toModelInput,
 } from './layout.js';
+import { readOnnxMetadata } from './onnx-metadata.js';
 import { cudaInstallHint, isCudaInstalled, type Provider } from './providers.js';
 
 /** How the data's channels meet the model's. */
@@ -42,8 +44,11 @@ export interface OnnxTeacherOptions {
   /**
    * Per-channel normalisation applied to the [0, 1] images before the model: `'imagenet'` for
    * MoCo, SwAV and torchvision models; `'none'` for SimCLR and models that normalise inside (the
-   * built-in Fashion-MNIST teacher and everything tooling/teacher-export writes with
-   * `--normalize-inside`); or your own `{ mean, std }` (one value, or one per model channel).
+   * built-in Fashion-MNIST teacher, everything tooling/teacher-export writes with
+   * `--normalize inside`, students exported by `exportOnnx` with normalisation inside); or your own
+   * `{ mean, std }` (one value, or one per model channel). Where the model's metadata says what it
+   * expects (`compress.normalization`, `compress.onnxTeacherOptions`), a normalisation on top of a
+   * model that takes [0, 1] pixels is refused, and one that differs from the metadata's is logged.
    * @default 'none'
    */
   normalize?: 'none' | 'imagenet' | Normalization;
@@ -127,6 +132,8 @@ export class OnnxTeacher implements Teacher {
   /** `[H, W, C]` the model takes (null where the model leaves it free). */
   readonly modelImageShape: readonly [number | null, number | null, number | null];
   readonly options: Readonly<Required<Omit<OnnxTeacherOptions, 'inputLayout' | 'outputName'>>>;
+  /** The model's `metadata_props` (key → value), empty when it has none. */
+  readonly metadata: Readonly<Record<string, string>>;
 
   #session: ort.InferenceSession | undefined;
   #plans = new Map<number, InputPlan>();
@@ -143,6 +150,7 @@ export class OnnxTeacher implements Teacher {
     fingerprint: string,
     source: string,
     options: Required<Omit<OnnxTeacherOptions, 'inputLayout' | 'outputName'>>,
+    metadata: Record<string, string>,
   ) {
     this.#session = session;
     this.inputName = info.inputName;
@@ -159,6 +167,7 @@ export class OnnxTeacher implements Teacher {
     this.fingerprint = fingerprint;
     this.source = source;
     this.options = options;
+    this.metadata = Object.freeze({ ...metadata });
   }
 
   /** Loads an ONNX model (a file path or its bytes) and prepares a session. */
@@ -184,7 +193,9 @@ export class OnnxTeacher implements Teacher {
 
     const { session, provider, reason } = await openSession(bytes, source, opts);
     try {
-      const info = modelInfo(session, source, options.outputName);
+      const info = modelInfo(session, source, options.outputName, opts.batchSize);
+      const metadata = readOnnxMetadata(bytes);
+      checkNormalization(metadata, source, opts, options.normalize !== undefined);
       const layout = options.inputLayout ?? inferLayout(info.inputShape);
       const dim = await featureDim(session, info, layout, source);
       const fingerprint = fingerprintOf(bytes, {
@@ -203,6 +214,7 @@ export class OnnxTeacher implements Teacher {
         fingerprint,
         source,
         opts,
+        metadata,
       );
       const modelChannels = teacher.modelImageShape[2];
       if (modelChannels !== null) makePlan(layout, modelChannels, modelChannels, opts.normalize); // checks normalize
@@ -280,7 +292,12 @@ export class OnnxTeacher implements Teacher {
       const dims =
         this.inputLayout === 'NCHW' ? [n, plan.modelChannels, h, w] : [n, h, w, plan.modelChannels];
       const tensor = new ort.Tensor('float32', input, dims);
-      const result = await session.run({ [this.inputName]: tensor }, [this.outputName]);
+      let result: ort.InferenceSession.ReturnType;
+      try {
+        result = await session.run({ [this.inputName]: tensor }, [this.outputName]);
+      } catch (error) {
+        throw this.#runError(error, dims);
+      }
       const output = result[this.outputName]!;
       const data = checkOutput(output, n, this.dim, this.outputName, this.source);
       out.set(data, first * this.dim);
@@ -293,6 +310,30 @@ export class OnnxTeacher implements Teacher {
       (row) => `dataset index ${batch.indices[row]}`,
     );
     return features;
+  }
+
+  /** An onnxruntime failure as a CompressError naming the model and the batch it ran on. */
+  #runError(error: unknown, dims: readonly number[]): CompressError {
+    const raw = String((error as Error)?.message ?? error);
+    // onnxruntime's message, first line, without its "[ErrorCode:…]" prefix
+    // and without the location in onnxruntime's sources ("/onnxruntime_src/…:91 onnxruntime::F(…) x was false.")
+    const message =
+      raw
+        .split('\n')[0]!
+        .replace(/^\s*\[[^\]]*\]\s*:?\s*/, '')
+        .replace(/\s*\/\S*onnxruntime_src\/\S+:\d+\s.*?\bwas false\.\s*/, ' ')
+        .trim() || raw;
+    const code = /alloc|out of memory/i.test(message)
+      ? 'OUT_OF_MEMORY'
+      : /dimension|shape|reshape/i.test(message)
+        ? 'SHAPE_MISMATCH'
+        : 'UNSUPPORTED';
+    return new CompressError(
+      code,
+      `OnnxTeacher ${this.source}: onnxruntime could not run the model on ${this.inputLayout} [${dims.join(', ')}] ` +
+        `(input '${this.inputName}' declared [${this.modelInputShape.join(', ')}], output '${this.outputName}'): ${message}`,
+      { input: this.source, cause: error },
+    );
   }
 
   #plan(dataChannels: number): InputPlan {
@@ -433,7 +474,12 @@ async function openSession(
   return { session, provider, reason: `providers ${JSON.stringify(providers)}` };
 }
 
-function modelInfo(session: ort.InferenceSession, source: string, outputName: string | undefined): ModelInfo {
+function modelInfo(
+  session: ort.InferenceSession,
+  source: string,
+  outputName: string | undefined,
+  batchSize: number,
+): ModelInfo {
   const inputs = session.inputMetadata;
   if (inputs.length !== 1) {
     throw new CompressError(
@@ -448,6 +494,19 @@ function modelInfo(session: ort.InferenceSession, source: string, outputName: st
     throw new CompressError(
       'UNSUPPORTED',
       `OnnxTeacher ${source}: input '${input.name}' is ${found}, expected a float32 image tensor of rank 4 (NCHW or NHWC)`,
+      { input: source },
+    );
+  }
+  const batch = input.shape[0];
+  if (typeof batch === 'number' && batch > 0) {
+    const out = outputName ?? session.outputNames[0] ?? 'features';
+    throw new CompressError(
+      'UNSUPPORTED',
+      `OnnxTeacher ${source}: input '${input.name}' has a fixed batch size of ${batch} (shape [${input.shape.join(', ')}]), ` +
+        `expected a dynamic batch dimension: batches of up to ${batchSize} images (batchSize) are run, the last one of an epoch smaller. ` +
+        `Re-export the model with a dynamic batch axis: torch.onnx.export(model, x, '${source === '<bytes>' ? 'teacher.onnx' : source}', ` +
+        `input_names=['${input.name}'], output_names=['${out}'], dynamic_axes={'${input.name}': {0: 'batch'}, '${out}': {0: 'batch'}}), ` +
+        `or with tooling/teacher-export (python3 tooling/teacher-export/export_teacher.py --format moco|simclr|swav|torchvision --checkpoint <checkpoint> --out <model.onnx>), whose batch axis is dynamic`,
       { input: source },
     );
   }
@@ -468,6 +527,104 @@ function modelInfo(session: ort.InferenceSession, source: string, outputName: st
     );
   }
   return { inputName: input.name, inputShape: input.shape, outputName: name, outputShape: output.shape };
+}
+
+/** What a model's metadata says it expects of its input's normalisation. */
+interface DeclaredNormalization {
+  normalize: 'none' | 'imagenet' | Normalization;
+  /** The metadata entry it comes from, as `key = value`. */
+  from: string;
+}
+
+function declaredNormalization(metadata: Record<string, string>): DeclaredNormalization | null {
+  const parse = (key: string): unknown => {
+    try {
+      return JSON.parse(metadata[key] ?? '');
+    } catch {
+      return undefined;
+    }
+  };
+  const isStats = (v: unknown): v is Normalization => {
+    const o = v as Normalization | null;
+    return (
+      typeof o === 'object' &&
+      o !== null &&
+      Array.isArray(o.mean) &&
+      Array.isArray(o.std) &&
+      [...o.mean, ...o.std].every((x) => typeof x === 'number')
+    );
+  };
+  // @compress/students' exportOnnx
+  const students = metadata['compress.normalization'];
+  if (students === 'inside') return { normalize: 'none', from: 'compress.normalization = inside' };
+  if (students === 'none') {
+    const stats = { mean: parse('compress.mean'), std: parse('compress.std') };
+    if (isStats(stats)) return { normalize: stats, from: 'compress.normalization = none' };
+  }
+  // tooling/teacher-export
+  const options = parse('compress.onnxTeacherOptions') as { normalize?: unknown } | undefined;
+  const n = options?.normalize;
+  if (n === 'none' || n === 'imagenet' || isStats(n)) {
+    return { normalize: n, from: `compress.onnxTeacherOptions = ${metadata['compress.onnxTeacherOptions']}` };
+  }
+  return null;
+}
+
+function statsOf(n: 'none' | 'imagenet' | Normalization): Normalization {
+  return n === 'none' ? { mean: [0], std: [1] } : n === 'imagenet' ? IMAGENET : n;
+}
+
+function sameNormalization(
+  a: 'none' | 'imagenet' | Normalization,
+  b: 'none' | 'imagenet' | Normalization,
+): boolean {
+  const x = statsOf(a);
+  const y = statsOf(b);
+  const same = (u: readonly number[], v: readonly number[]) => {
+    if (u.length !== v.length && u.length !== 1 && v.length !== 1) return false;
+    const n = Math.max(u.length, v.length);
+    for (let i = 0; i < n; i++) {
+      const p = u[u.length === 1 ? 0 : i]!;
+      const q = v[v.length === 1 ? 0 : i]!;
+      if (!(Math.abs(p - q) <= 1e-6 * Math.max(1, Math.abs(q)))) return false;
+    }
+    return true;
+  };
+  return same(x.mean, y.mean) && same(x.std, y.std);
+}
+
+function describeNormalization(n: 'none' | 'imagenet' | Normalization): string {
+  return typeof n === 'string' ? `'${n}'` : `{ mean: [${n.mean.join(', ')}], std: [${n.std.join(', ')}] }`;
+}
+
+/**
+ * Compares the `normalize` option with what the model's metadata declares: normalising for a model
+ * that takes [0, 1] pixels (it normalises inside) is refused; any other difference is logged.
+ */
+function checkNormalization(
+  metadata: Record<string, string>,
+  source: string,
+  opts: Required<Omit<OnnxTeacherOptions, 'inputLayout' | 'outputName'>>,
+  explicit: boolean,
+): void {
+  const declared = declaredNormalization(metadata);
+  if (declared === null || sameNormalization(opts.normalize, declared.normalize)) return;
+  const cli = (n: 'none' | 'imagenet' | Normalization) =>
+    typeof n === 'string' ? n : `${n.mean.join(',')},${n.std.join(',')}`;
+  if (declared.normalize === 'none') {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `OnnxTeacher ${source}: normalize is ${describeNormalization(opts.normalize)}, but the model's metadata (${declared.from}) says it takes images in [0, 1] as they are ` +
+        `(any normalisation is inside the model), so the images would be normalised twice; pass normalize: 'none' (CLI: --teacher-normalize none)`,
+      { input: 'normalize' },
+    );
+  }
+  if (opts.log) {
+    opts.log(
+      `OnnxTeacher ${source}: warning: normalize is ${describeNormalization(opts.normalize)}${explicit ? '' : ' (the default)'}, but the model's metadata (${declared.from}) ` +
+        `says it expects input normalised with ${describeNormalization(declared.normalize)}; pass normalize: ${describeNormalization(declared.normalize)} (CLI: --teacher-normalize ${cli(declared.normalize)}) unless you mean it`,
+    );
+  }
 }
 
 /** NCHW unless the shape says NHWC: a channel-like size (1 or 3) last and not second. */
