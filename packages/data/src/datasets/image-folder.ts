@@ -186,7 +186,7 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
 
   async get(index: number): Promise<{ index: number; image: RawImage; label: number }> {
     const path = this.path(index);
-    const bytes = await read(path);
+    const bytes = await readImage(path);
     return { index, image: await decode(bytes, path), label: this.labels[index]! };
   }
 
@@ -206,7 +206,7 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
   ): Promise<{ index: number; label: number; image: RawImage | null; mirrored: boolean }> {
     const path = this.path(index);
     const label = this.labels[index]!;
-    const bytes = await read(path);
+    const bytes = await readImage(path);
     const size = this.nativeResize ? jpegSize(bytes) : null;
     if (size === null) {
       // Not a JPEG (PNG/WebP may carry alpha, which Pillow drops before resizing while libvips
@@ -243,26 +243,27 @@ export class ImageFolder implements SpecDataset, ResizingDataset {
         // CMYK/YCCK JPEGs: sharp converts them; anything else is the file's fault (or a bad crop).
         if (e.code !== 'UNSUPPORTED') {
           // The decoder's codes are core's: CORRUPT_INPUT, INVALID_ARGUMENT, OUT_OF_MEMORY.
-          const code = e.code === 'CORRUPT_INPUT' || e.code === 'OUT_OF_MEMORY' ? e.code : 'INVALID_ARGUMENT';
-          throw new CompressError(
-            code,
-            `imageFolder: cannot decode ${path}: ${e.message}${e.code === 'CORRUPT_INPUT' ? '; pass { skipCorrupt: true } to leave out files that do not decode' : ''}`,
-            { input: path, cause: error },
-          );
+          if (e.code === 'CORRUPT_INPUT')
+            throw undecodable(path, bytes, `libjpeg-turbo: ${oneLine(e.message)}`, error);
+          const code = e.code === 'OUT_OF_MEMORY' ? e.code : 'INVALID_ARGUMENT';
+          throw new CompressError(code, `imageFolder: cannot decode ${path}: ${e.message}`, {
+            input: path,
+            cause: error,
+          });
         }
         const image = resizedCrop(await decode(bytes, path), crop, p.height, p.width);
         return { index, label, image, mirrored };
       }
     }
     const { crop } = p;
-    let pipeline = sharp(bytes, { failOn: 'warning' });
+    let pipeline = open(bytes, path);
     if (crop.top !== 0 || crop.left !== 0 || crop.width !== size.width || crop.height !== size.height) {
       pipeline = pipeline.extract({ left: crop.left, top: crop.top, width: crop.width, height: crop.height });
     }
     if (p.width !== crop.width || p.height !== crop.height) {
       pipeline = pipeline.resize(p.width, p.height, { fit: 'fill', kernel: 'linear' });
     }
-    return { index, label, image: await toRgb(pipeline, path), mirrored };
+    return { index, label, image: await toRgb(pipeline, path, bytes), mirrored };
   }
 }
 
@@ -299,11 +300,78 @@ async function read(path: string): Promise<Uint8Array> {
   }
 }
 
-async function decode(bytes: Uint8Array, path: string): Promise<RawImage> {
-  return toRgb(sharp(bytes, { failOn: 'warning' }), path);
+/** Reads an image file; an empty one is CORRUPT_INPUT naming it. */
+async function readImage(path: string): Promise<Uint8Array> {
+  const bytes = await read(path);
+  if (bytes.length === 0) throw undecodable(path, bytes);
+  return bytes;
 }
 
-async function toRgb(pipeline: sharp.Sharp, path: string): Promise<RawImage> {
+/**
+ * What a file that does not decode holds, as far as its first and last bytes tell: empty, not an
+ * image format decoded here, or a JPEG/PNG/WebP that ends early.
+ */
+export function describeImageBytes(bytes: Uint8Array): string {
+  const n = bytes.length;
+  if (n === 0) return 'the file is empty (0 bytes)';
+  const size = `${n} byte${n === 1 ? '' : 's'}`;
+  const has = (sig: readonly number[], at = 0) => sig.every((b, i) => bytes[at + i] === b);
+  const find = (sig: readonly number[], from: number) => {
+    for (let i = Math.max(0, from); i + sig.length <= n; i++) if (has(sig, i)) return true;
+    return false;
+  };
+  if (n >= 3 && has([0xff, 0xd8, 0xff])) {
+    // The end-of-image marker, allowing for some trailing bytes after it.
+    return find([0xff, 0xd9], n - 4096)
+      ? `a JPEG file of ${size} that does not decode (damaged data)`
+      : `a JPEG file of ${size} without its end-of-image marker: truncated`;
+  }
+  if (n >= 8 && has([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) {
+    return find([0x49, 0x45, 0x4e, 0x44], n - 64) // IEND
+      ? `a PNG file of ${size} that does not decode (damaged data)`
+      : `a PNG file of ${size} without its IEND chunk: truncated`;
+  }
+  if (n >= 12 && has([0x52, 0x49, 0x46, 0x46]) && has([0x57, 0x45, 0x42, 0x50], 8)) {
+    const declared = (bytes[4]! | (bytes[5]! << 8) | (bytes[6]! << 16) | (bytes[7]! << 24)) >>> 0;
+    return declared + 8 > n
+      ? `a WebP file of ${size}, ${declared + 8} declared: truncated`
+      : `a WebP file of ${size} that does not decode (damaged data)`;
+  }
+  const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  const text = Array.from(bytes.subarray(0, 24), (b) =>
+    b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '',
+  ).join('');
+  const looksText = text.length >= Math.min(n, 24) * 0.9;
+  return `not a JPEG, PNG or WebP file (${size}, starting with ${head}${looksText ? ` "${text}"` : ''})`;
+}
+
+/** CORRUPT_INPUT: `path` does not decode, saying what it holds and what the decoder said. */
+function undecodable(path: string, bytes: Uint8Array, detail?: string, cause?: unknown): CompressError {
+  return new CompressError(
+    'CORRUPT_INPUT',
+    `imageFolder: cannot decode ${path}: ${describeImageBytes(bytes)}${detail ? ` (${detail})` : ''}; pass { skipCorrupt: true } to leave out files that do not decode`,
+    { input: path, ...(cause === undefined ? {} : { cause }) },
+  );
+}
+
+function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, '; ').trim();
+}
+
+/** A sharp pipeline on `bytes`; sharp's own refusals (an empty buffer) name the file too. */
+function open(bytes: Uint8Array, path: string): sharp.Sharp {
+  try {
+    return sharp(bytes, { failOn: 'warning' });
+  } catch (error) {
+    throw undecodable(path, bytes, `sharp: ${oneLine((error as Error).message)}`, error);
+  }
+}
+
+async function decode(bytes: Uint8Array, path: string): Promise<RawImage> {
+  return toRgb(open(bytes, path), path, bytes);
+}
+
+async function toRgb(pipeline: sharp.Sharp, path: string, bytes: Uint8Array): Promise<RawImage> {
   try {
     const { data, info } = await pipeline
       .removeAlpha()
@@ -318,11 +386,7 @@ async function toRgb(pipeline: sharp.Sharp, path: string): Promise<RawImage> {
       channels: 3,
     };
   } catch (error) {
-    throw new CompressError(
-      'CORRUPT_INPUT',
-      `imageFolder: cannot decode ${path}: ${(error as Error).message}; pass { skipCorrupt: true } to leave out files that do not decode`,
-      { input: path, cause: error },
-    );
+    throw undecodable(path, bytes, `sharp: ${oneLine((error as Error).message)}`, error);
   }
 }
 
@@ -444,7 +508,7 @@ async function verify(
     for (let i = next++; i < listing.files.length; i = next++) {
       const path = join(root, listing.files[i]!);
       try {
-        await decode(await read(path), path);
+        await decode(await readImage(path), path);
         ok[i] = 1;
       } catch (error) {
         skipped[i] = { path, reason: (error as Error).message };
