@@ -1,4 +1,12 @@
 export { type Cifar10, type Cifar10Options, cifar10, cifar10Classes } from './datasets/cifar10.js';
+export {
+  type CheckClassCountOptions,
+  type CheckSameClassesOptions,
+  type ClassList,
+  checkClassCount,
+  checkSameClasses,
+  checkSplitClasses,
+} from './datasets/classes.js';
 export { fingerprintOf, type ResizingDataset, type SpecDataset } from './datasets/common.js';
 export {
   defaultFashionMnistOptions,
