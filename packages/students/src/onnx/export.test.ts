@@ -6,7 +6,16 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../backend.js';
 import { createStudent } from '../models/registry.js';
+import { preprocess } from '../train.js';
 import { exportOnnx, toOnnx } from './export.js';
+import { ModelProto } from './schema.js';
+
+function metadataOf(bytes: Uint8Array): Record<string, string> {
+  const model = ModelProto.toObject(ModelProto.decode(bytes)) as {
+    metadataProps: { key: string; value: string }[];
+  };
+  return Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value]));
+}
 
 function relError(a: Float32Array, b: Float32Array): number {
   let scale = 1e-6;
@@ -47,7 +56,7 @@ describe('exportOnnx', () => {
     ['resnet18', { inputSize: 64 }],
   ];
   for (const [name, options] of cases) {
-    it(`${name} ${JSON.stringify(options)}: onnxruntime-node matches TensorFlow.js to 1e-4`, async () => {
+    it(`${name} ${JSON.stringify(options)}: the bare network on onnxruntime-node matches TensorFlow.js to 1e-4`, async () => {
       const student = createStudent(name, { seed: 3, ...options });
       const { inputSize: s, channels: c } = student.spec;
       // BatchNorm statistics and affine parameters away from the trivial 0/1
@@ -56,7 +65,7 @@ describe('exportOnnx', () => {
       student.eval();
       const want = tf.tidy(() => student.features(x));
       const file = join(dir, `${name}.onnx`);
-      await exportOnnx(student, file);
+      await exportOnnx(student, file, { normalization: 'none' });
       expect(student.training).toBe(false);
       const session = await ort.InferenceSession.create(await readFile(file));
       const nchw = tf.tidy(() => tf.transpose(x, [0, 3, 1, 2]));
@@ -72,19 +81,66 @@ describe('exportOnnx', () => {
     });
   }
 
-  it('takes NHWC input when asked and records the student in the metadata', async () => {
+  for (const layout of ['NCHW', 'NHWC'] as const) {
+    for (const [name, options] of [
+      ['alexnet-small', {}],
+      ['resnet18-small', { channels: 3, inputSize: 32 }],
+    ] as const) {
+      it(`${name}, ${layout}: normalisation inside by default, [0, 1] pixels give the features of preprocess(batch)`, async () => {
+        const student = createStudent(name, { seed: 1, ...options });
+        const { inputSize: s, channels: c } = student.spec;
+        randomizeBatchNorm(student);
+        student.eval();
+        const images = tf.randomUniform([2, s, s, c], 0, 1, 'float32', 2) as tf.Tensor4D;
+        const batch = {
+          indices: Int32Array.of(0, 1),
+          images: images.dataSync() as Float32Array,
+          shape: [2, s, s, c] as [number, number, number, number],
+        };
+        const want = tf.tidy(() => student.features(preprocess(student, batch)));
+        const bytes = toOnnx(student, { layout });
+        const session = await ort.InferenceSession.create(bytes);
+        const input = tf.tidy(() =>
+          layout === 'NCHW' ? tf.transpose(images, [0, 3, 1, 2]) : images.clone(),
+        );
+        const out = await session.run({
+          input: new ort.Tensor('float32', input.dataSync() as Float32Array, input.shape),
+        });
+        expect(relError(out.features!.data as Float32Array, want.dataSync() as Float32Array)).toBeLessThan(
+          1e-4,
+        );
+        expect(session.inputNames).toEqual(['input']);
+        const meta = metadataOf(bytes);
+        expect(meta['compress.normalization']).toBe('inside');
+        expect(meta['compress.layout']).toBe(layout);
+        expect(meta['compress.student']).toBe(name);
+        expect(JSON.parse(meta['compress.onnxTeacherOptions']!)).toEqual({
+          inputLayout: layout,
+          normalize: 'none',
+        });
+        expect(JSON.parse(meta['compress.mean']!)).toEqual(student.spec.mean);
+        await session.release();
+        tf.dispose([images, want, input]);
+        student.dispose();
+      });
+    }
+  }
+
+  it('records a bare network as such, and takes a fixed batch size when asked', async () => {
     const student = createStudent('alexnet-small', { seed: 1 });
-    student.eval();
-    const x = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 2) as tf.Tensor4D;
-    const want = tf.tidy(() => student.features(x));
-    const session = await ort.InferenceSession.create(toOnnx(student, { layout: 'NHWC', batch: 2 }));
-    const out = await session.run({
-      input: new ort.Tensor('float32', x.dataSync() as Float32Array, [2, 28, 28, 1]),
+    const bytes = toOnnx(student, { normalization: 'none', layout: 'NHWC', batch: 2 });
+    const meta = metadataOf(bytes);
+    expect(meta['compress.normalization']).toBe('none');
+    expect(JSON.parse(meta['compress.onnxTeacherOptions']!)).toEqual({
+      inputLayout: 'NHWC',
+      normalize: { mean: [0.286], std: [0.353] },
     });
-    expect(relError(out.features!.data as Float32Array, want.dataSync() as Float32Array)).toBeLessThan(1e-4);
-    expect(session.inputNames).toEqual(['input']);
+    const session = await ort.InferenceSession.create(bytes);
+    expect((session.inputMetadata[0] as { shape: readonly unknown[] }).shape).toEqual([2, 28, 28, 1]);
     await session.release();
-    tf.dispose([x, want]);
+    expect(() => toOnnx(student, { normalization: 'outside' as 'none' })).toThrow(
+      `exportOnnx: normalization must be 'inside' or 'none', found "outside"`,
+    );
     student.dispose();
   });
 });

@@ -10,7 +10,21 @@ export interface ExportOnnxOptions {
    * or `NHWC` (as the students and ImageBatch hold images; a Transpose is added). @default 'NCHW'
    */
   layout?: 'NCHW' | 'NHWC';
-  /** A fixed batch size, or 0 for a dynamic `batch` dimension. @default 0 */
+  /**
+   * Where the student's input normalisation `(x − mean) / std` (see `preprocess`) goes:
+   * - `'inside'`: into the graph, so the model takes pixels in [0, 1] as compress's batches hold
+   *   them (use it as a teacher with `normalize: 'none'`);
+   * - `'none'`: the bare network, which expects input already normalised with `student.spec.mean`
+   *   and `std` (use it as a teacher with `normalize: { mean, std }`).
+   * Either way the model's metadata says which (`compress.normalization`).
+   * @default 'inside'
+   */
+  normalization?: 'inside' | 'none';
+  /**
+   * A fixed batch size, or 0 for a dynamic `batch` dimension. A fixed one suits onnxruntime users
+   * with one batch size; OnnxTeacher refuses it.
+   * @default 0
+   */
   batch?: number;
   /** ONNX opset. @default 13 */
   opset?: number;
@@ -75,13 +89,24 @@ class Builder implements GraphBuilder {
 
 /**
  * The student in eval mode (BatchNorm folded into the convolutions) as an ONNX model:
- * input `input` (B×C×H×W, or B×H×W×C with layout NHWC, normalised as `student.spec` says),
- * output `features` (B×Ds). The student's name, options, mean and std are in the metadata.
+ * input `input` (B×C×H×W, or B×H×W×C with layout NHWC): pixels in [0, 1] with the normalisation
+ * inside (the default), or normalised as `student.spec` says with `normalization: 'none'`;
+ * output `features` (B×Ds). The metadata holds the student's name, options, layout, mean and std,
+ * `compress.normalization` (`inside` | `none`) and `compress.onnxTeacherOptions` (the
+ * OnnxTeacher options that feed it compress's batches).
  */
 export function toOnnx(student: Student, options: ExportOnnxOptions = {}): Uint8Array {
   const layout = options.layout ?? 'NCHW';
   const batch = options.batch ?? 0;
   const opset = options.opset ?? 13;
+  const normalization = options.normalization ?? 'inside';
+  if (normalization !== 'inside' && normalization !== 'none') {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `exportOnnx: normalization must be 'inside' or 'none', found ${JSON.stringify(normalization)}`,
+      { input: 'normalization' },
+    );
+  }
   if (layout !== 'NCHW' && layout !== 'NHWC') {
     throw new CompressError(
       'INVALID_ARGUMENT',
@@ -93,8 +118,23 @@ export function toOnnx(student: Student, options: ExportOnnxOptions = {}): Uint8
   student.eval();
   try {
     const g = new Builder();
-    const { inputSize: s, channels: c, featureDim } = student.spec;
-    const first = layout === 'NHWC' ? g.node('Transpose', ['input'], { perm: [0, 3, 1, 2] }) : 'input';
+    const { inputSize: s, channels: c, featureDim, mean, std } = student.spec;
+    const nchw = layout === 'NHWC' ? g.node('Transpose', ['input'], { perm: [0, 3, 1, 2] }) : 'input';
+    // (x − mean) / std as `preprocess` computes it, per channel of the NCHW tensor
+    const perChannel = (values: readonly number[]) =>
+      Float32Array.from({ length: c }, (_, i) => values[values.length === 1 ? 0 : i]!);
+    const first =
+      normalization === 'inside'
+        ? g.node(
+            'Div',
+            [
+              g.node('Sub', [nchw, g.constant('mean', perChannel(mean), [1, c, 1, 1])], {}, 'centred'),
+              g.constant('std', perChannel(std), [1, c, 1, 1]),
+            ],
+            {},
+            'normalised',
+          )
+        : nchw;
     const last = student.toGraph(g, first);
     g.nodes.push({
       input: [last],
@@ -128,6 +168,15 @@ export function toOnnx(student: Student, options: ExportOnnxOptions = {}): Uint8
         { key: 'compress.layout', value: layout },
         { key: 'compress.mean', value: JSON.stringify(student.spec.mean) },
         { key: 'compress.std', value: JSON.stringify(student.spec.std) },
+        { key: 'compress.normalization', value: normalization },
+        {
+          key: 'compress.onnxTeacherOptions',
+          value: JSON.stringify({
+            inputLayout: layout,
+            normalize:
+              normalization === 'inside' ? 'none' : { mean: student.spec.mean, std: student.spec.std },
+          }),
+        },
       ],
     };
     const err = ModelProto.verify(model);
