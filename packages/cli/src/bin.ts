@@ -9,11 +9,29 @@ import { Command, Option } from 'commander';
 import { methods } from './config.js';
 import { type EvalSource, evaluateSource } from './evaluate.js';
 import { type ConfigFlags, resolveConfig } from './options.js';
+import { debugWanted, exitCodeHelp, exitCodes, fail } from './errors.js';
 import { createReporter } from './progress.js';
 import { reproduce, StoppedError, tableMarkdown } from './reproduce.js';
 import { evalTransform, openSplits, openTeacher } from './resources.js';
 import { RunDir } from './run-dir.js';
 import { train } from './train.js';
+
+// Whatever escapes every await (an exception in a callback, a rejection nobody awaited) is still
+// one message and a documented exit code, never a raw trace; so is a command whose awaited work
+// never settles (Node would otherwise exit with code 13, printing nothing).
+const wantsJson = process.argv.includes('--json');
+const debug = debugWanted();
+let finished = false;
+process.on('uncaughtException', (error) => fail(error, { json: wantsJson, debug }));
+process.on('unhandledRejection', (error) => fail(error, { json: wantsJson, debug }));
+process.on('beforeExit', () => {
+  if (!finished) {
+    fail(new Error('the command stopped before it finished: an operation it awaited never completed'), {
+      json: wantsJson,
+      debug,
+    });
+  }
+});
 
 const version = (
   JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -83,7 +101,10 @@ const program = new Command()
     'CompRess (NeurIPS 2020): compress a self-supervised teacher into a small student, and evaluate it.',
   )
   .version(version)
-  .showHelpAfterError();
+  .option('--debug', 'print stack traces with errors (also: COMPRESS_DEBUG=1)')
+  .addHelpText('after', `\n${exitCodeHelp()}`)
+  .showHelpAfterError()
+  .exitOverride();
 
 configOptions(
   program
@@ -225,7 +246,7 @@ configOptions(
 async function checkpointOf(path: string): Promise<string> {
   const p = resolve(path);
   if (p.endsWith('.ckpt')) return p;
-  const latest = await (await RunDir.open(p)).latestCheckpoint();
+  const latest = await (await RunDir.openExisting(p)).latestCheckpoint();
   if (!latest) {
     throw new CompressError('NOT_FOUND', `${p}: neither a .ckpt file nor a run directory with checkpoints`, {
       input: p,
@@ -329,11 +350,11 @@ configOptions(
 
 try {
   await program.parseAsync(process.argv);
+  finished = true;
 } catch (error) {
-  if (error instanceof CompressError) {
-    process.stderr.write(`compress-ssl: ${error.message}\n`);
-    process.exitCode = error.code === 'CONFIG' ? 2 : 1;
-  } else {
-    throw error;
-  }
+  finished = true;
+  // Commander has printed the help or the version (exit 0), or its usage error (exit 2) already.
+  const { code, exitCode } = error as { code?: string; exitCode?: number };
+  if (code?.startsWith('commander.') && exitCode === 0) process.exit(exitCodes.ok);
+  fail(error, { json: wantsJson, debug });
 }

@@ -38,6 +38,8 @@ export const configSchema = z
         evalTestSubset: z.number().int().positive().optional(),
         /** Decode/augment worker threads (0: on the main thread). */
         workers: z.number().int().min(0),
+        /** image-folder: leave out files that do not decode (listed in the log) instead of failing. */
+        skipCorrupt: z.boolean().optional(),
       })
       .strict(),
     teacher: z
@@ -49,6 +51,11 @@ export const configSchema = z
         channels: z.union([z.literal(1), z.literal(3)]).optional(),
         providers: z.enum(['auto', 'cpu', 'cuda']),
         threads: z.number().int().min(0),
+        /**
+         * The teacher's identity in feature caches, for teachers that have none of their own (a
+         * module without `fingerprint`): a stable string naming the model and its settings.
+         */
+        fingerprint: z.string().min(1).optional(),
       })
       .strict(),
     student: z
@@ -148,29 +155,43 @@ function knownKeys(path: readonly PropertyKey[]): string[] {
   return Object.keys(((schema as z.ZodObject).shape as Record<string, unknown>) ?? {});
 }
 
-/** Validates a resolved config; an unknown key or a bad value is a CONFIG error naming it. */
-export function validateConfig(value: unknown, source = 'config'): Config {
+/**
+ * Validates a resolved config; an unknown key or a bad value is a CONFIG error naming it, prefixed
+ * with where the value came from: `sourceOf(path)` (e.g. the flag that set it) or `source`.
+ */
+export function validateConfig(
+  value: unknown,
+  source = 'config',
+  sourceOf: (path: string) => string | undefined = () => undefined,
+): Config {
   const parsed = configSchema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => {
-    const where = issue.path.join('.');
-    if (issue.code === 'unrecognized_keys') {
-      const known = knownKeys(issue.path);
-      return issue.keys
-        .map((k) => {
-          const key = where ? `${where}.${k}` : k;
-          const best = known.map((c) => [c, distance(k, c)] as const).sort((x, y) => x[1] - y[1])[0];
-          const hint =
-            best && best[1] <= Math.max(2, k.length / 3)
-              ? ` (did you mean "${where ? `${where}.` : ''}${best[0]}"?)`
-              : '';
-          return `unknown key "${key}"${hint}; known keys${where ? ` of ${where}` : ''}: ${known.join(', ')}`;
-        })
-        .join('; ');
-    }
-    return `"${where || '(root)'}": ${issue.message}`;
-  });
-  throw new CompressError('CONFIG', `${source}: ${problems.join('; ')}`, { input: source });
+  const bySource = new Map<string, string[]>();
+  for (const issue of parsed.error.issues) {
+    const from = sourceOf(issue.path.join('.')) ?? source;
+    bySource.set(from, [...(bySource.get(from) ?? []), describeIssue(issue)]);
+  }
+  const message = [...bySource].map(([from, problems]) => `${from}: ${problems.join('; ')}`).join('; ');
+  throw new CompressError('CONFIG', message, { input: [...bySource.keys()][0] ?? source });
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownKeys(issue.path);
+    return issue.keys
+      .map((k) => {
+        const key = where ? `${where}.${k}` : k;
+        const best = known.map((c) => [c, distance(k, c)] as const).sort((x, y) => x[1] - y[1])[0];
+        const hint =
+          best && best[1] <= Math.max(2, k.length / 3)
+            ? ` (did you mean "${where ? `${where}.` : ''}${best[0]}"?)`
+            : '';
+        return `unknown key "${key}"${hint}; known keys${where ? ` of ${where}` : ''}: ${known.join(', ')}`;
+      })
+      .join('; ');
+  }
+  return `"${where || '(root)'}": ${issue.message}`;
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {

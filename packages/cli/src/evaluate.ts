@@ -8,7 +8,7 @@ import {
   rawPixels,
 } from '@compress/eval';
 import { createStudent, loadStudent, type Student, selectBackend } from '@compress/students';
-import { CachedTeacher } from '@compress/teacher';
+import { CachedTeacher, CheckedTeacher } from '@compress/teacher';
 import type { Config } from './config.js';
 import { studentExtractor } from './extractors.js';
 import type { Reporter } from './progress.js';
@@ -58,10 +58,11 @@ export async function evaluateSource(options: EvaluateOptions): Promise<Evaluati
       extractor = studentExtractor(student);
       break;
     case 'teacher':
-      if (source.teacher instanceof CachedTeacher) {
+      const inner = source.teacher instanceof CheckedTeacher ? source.teacher.inner : source.teacher;
+      if (inner instanceof CachedTeacher) {
         throw new CompressError(
           'INVALID_ARGUMENT',
-          `evaluating the teacher needs features of both splits, but ${source.teacher.file} holds the features of one dataset split only (rows are looked up by dataset index); evaluate the teacher from its .onnx file or module instead`,
+          `evaluating the teacher needs features of both splits, but ${inner.file} holds the features of one dataset split only (rows are looked up by dataset index); evaluate the teacher from its .onnx file or module instead`,
           { input: 'teacher.source' },
         );
       }

@@ -38,6 +38,48 @@ export interface ConfigFlags {
   lr?: string;
   queueSize?: string;
   temperature?: string;
+  skipCorrupt?: boolean;
+  teacherFingerprint?: string;
+}
+
+/** The config key each flag sets (errors about a flag's value name the flag, not the file). */
+const flagOfKey: Record<string, string> = {
+  seed: '--seed',
+  'data.dataset': '--dataset',
+  'data.root': '--data-root',
+  'data.workers': '--workers',
+  'data.trainSubset': '--train-subset',
+  'data.skipCorrupt': '--skip-corrupt',
+  'teacher.source': '--teacher',
+  'teacher.layout': '--teacher-layout',
+  'teacher.normalize': '--teacher-normalize',
+  'teacher.channels': '--teacher-channels',
+  'teacher.providers': '--teacher-providers',
+  'teacher.threads': '--teacher-threads',
+  'teacher.fingerprint': '--teacher-fingerprint',
+  'student.arch': '--student',
+  'student.width': '--width',
+  'loss.queueSize': '--queue-size',
+  'loss.temperature': '--temperature',
+  'optim.epochs': '--epochs',
+  'optim.maxSteps': '--max-steps',
+  'optim.batchSize': '--batch-size',
+  'optim.lr': '--lr',
+};
+
+/** The flag that set the value at `path` (or above it) in `fromFlags`, as `--flag value`. */
+function flagSource(fromFlags: unknown, path: string): string | undefined {
+  const parts = path.split('.');
+  for (let n = parts.length; n > 0; n--) {
+    const key = parts.slice(0, n).join('.');
+    const flag = flagOfKey[key];
+    if (!flag) continue;
+    const value = parts
+      .slice(0, n)
+      .reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], fromFlags);
+    if (value !== undefined) return `${flag} ${typeof value === 'string' ? value : JSON.stringify(value)}`;
+  }
+  return undefined;
 }
 
 function num(value: string | undefined, flag: string, integer = false): number | undefined {
@@ -147,6 +189,7 @@ export async function resolveConfig(flags: ConfigFlags, defaults: { method?: Met
       root: flags.dataRoot,
       workers: num(flags.workers, 'workers', true),
       trainSubset: num(flags.trainSubset, 'train-subset', true),
+      skipCorrupt: flags.skipCorrupt,
     },
     teacher: {
       source: flags.teacher,
@@ -155,6 +198,7 @@ export async function resolveConfig(flags: ConfigFlags, defaults: { method?: Met
       channels,
       providers: oneOf(flags.teacherProviders, ['auto', 'cpu', 'cuda'] as const, 'teacher-providers'),
       threads: num(flags.teacherThreads, 'teacher-threads', true),
+      fingerprint: flags.teacherFingerprint,
     },
     student: { arch: flags.student, width: num(flags.width, 'width') },
     loss: {
@@ -170,5 +214,5 @@ export async function resolveConfig(flags: ConfigFlags, defaults: { method?: Met
   });
   const { preset: _p, budget: _b, method: _m, ...fileRest } = file;
   const merged = mergeConfig(presetConfig(preset, budget, method), fileRest, fromFlags);
-  return validateConfig(merged, flags.config ?? 'config');
+  return validateConfig(merged, flags.config ?? 'config', (path) => flagSource(fromFlags, path));
 }

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { access, open } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CompressError, type Dataset, Rng, type Teacher } from '@compress/core';
@@ -13,7 +13,7 @@ import {
   resize,
   type Transform,
 } from '@compress/data';
-import { CachedTeacher, createFashionMnistTeacher, OnnxTeacher } from '@compress/teacher';
+import { CachedTeacher, checkedTeacher, createFashionMnistTeacher, OnnxTeacher } from '@compress/teacher';
 import type { Config } from './config.js';
 
 export interface Splits {
@@ -130,17 +130,63 @@ async function isFeatureCache(path: string): Promise<boolean> {
   }
 }
 
-function checkTeacher(value: unknown, source: string): Teacher {
+/** Where in a module a load-time error points (`file:line`), when its stack says. */
+function errorSite(error: unknown, path: string): string {
+  const stack = error instanceof Error ? (error.stack ?? '') : '';
+  const url = pathToFileURL(path).href;
+  const line = stack.split('\n').find((l) => l.includes(url) || l.includes(path));
+  const m = line?.match(/:(\d+)(?::(\d+))?\)?\s*$/);
+  return m ? ` (line ${m[1]}${m[2] ? `, column ${m[2]}` : ''})` : '';
+}
+
+/**
+ * A teacher from a JS module: its default export (or export `teacher`), a Teacher or a function
+ * `({ dataset }) => Teacher | Promise<Teacher>`. Whatever the module throws — at import (a syntax
+ * error included), in its factory, later in `embed` — comes back as one EXTERNAL error naming it.
+ */
+async function moduleTeacher(path: string, train: Dataset): Promise<Teacher> {
+  const external = (what: string, error: unknown) =>
+    new CompressError(
+      'EXTERNAL',
+      `teacher module ${path} ${what}${errorSite(error, path)}: ${error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error)}`,
+      { input: path, cause: error },
+    );
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && !(await exists(path))) {
+      throw new CompressError('NOT_FOUND', `teacher module ${path} does not exist`, { input: path });
+    }
+    throw external('failed to load', error);
+  }
+  const exported = mod.default ?? mod.teacher;
+  let value: unknown;
+  try {
+    value =
+      typeof exported === 'function'
+        ? await (exported as (o: unknown) => unknown)({ dataset: train })
+        : exported;
+  } catch (error) {
+    throw external('failed to create its teacher', error);
+  }
   const t = value as Teacher;
-  if (!t || typeof t !== 'object' || !Number.isInteger(t.dim) || typeof t.embed !== 'function') {
+  if (!t || typeof t !== 'object' || typeof t.embed !== 'function') {
     throw new CompressError(
-      'INVALID_ARGUMENT',
-      `teacher module ${source}: expected its default export (or export "teacher") to be a Teacher { dim, embed(batch), dispose() } or a function returning one`,
-      { input: source },
+      'EXTERNAL',
+      `teacher module ${path}: expected its default export (or export "teacher") to be a Teacher { dim, embed(batch), dispose() } or a function returning one, found ${t === null ? 'null' : typeof t}`,
+      { input: path },
     );
   }
   if (typeof t.dispose !== 'function') Object.assign(t, { dispose: () => {} });
   return t;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -177,12 +223,13 @@ export async function openTeacher(
   const ext = extname(path).toLowerCase();
   if (ext === '.onnx') {
     const channels = t.channels === 3 && (train.imageShape?.[2] ?? 3) === 1 ? 'gray-to-rgb' : 'strict';
-    return OnnxTeacher.create(path, {
+    const model = await OnnxTeacher.create(path, {
       ...common,
       ...(t.layout ? { inputLayout: t.layout } : {}),
       normalize: t.normalize ?? 'none',
       channels,
     });
+    return checkedTeacher(model, path);
   }
   if (['.ts', '.mts', '.cts'].includes(ext)) {
     throw new CompressError(
@@ -191,16 +238,10 @@ export async function openTeacher(
       { input: path },
     );
   }
-  if (['.js', '.mjs', '.cjs'].includes(ext)) {
-    const mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
-    const exported = mod.default ?? mod.teacher;
-    const value =
-      typeof exported === 'function'
-        ? await (exported as (o: unknown) => unknown)({ dataset: train })
-        : exported;
-    return checkTeacher(value, path);
+  if (['.js', '.mjs', '.cjs'].includes(ext)) return checkedTeacher(await moduleTeacher(path, train), path, { code: 'EXTERNAL' });
+  if (await isFeatureCache(path)) {
+    return checkedTeacher(await CachedTeacher.open(path, { dataset: train }), path, { code: 'CORRUPT_INPUT' });
   }
-  if (await isFeatureCache(path)) return CachedTeacher.open(path, { dataset: train });
   throw new CompressError(
     'INVALID_ARGUMENT',
     `teacher ${path}: expected "builtin", an .onnx model, a feature cache written by cache-teacher, or a .js/.mjs module exporting a Teacher`,

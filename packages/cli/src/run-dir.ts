@@ -1,5 +1,5 @@
-import { access, appendFile, constants, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, appendFile, constants, mkdir, readdir, readFile, rename, rm, statfs } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { CompressError, ioError, writeFileAtomic } from '@compress/core';
 
 /**
@@ -7,18 +7,60 @@ import { CompressError, ioError, writeFileAtomic } from '@compress/core';
  * saved step, `latest.json` naming the newest complete one), `results/`.
  */
 export class RunDir {
-  private constructor(readonly path: string) {}
+  private constructor(
+    readonly path: string,
+    /** The directories this open created (outermost first): what a refused run takes back. */
+    private readonly created: string[] = [],
+  ) {}
 
   /** Creates (or reopens) a run directory and checks that it is writable before any work. */
   static async open(path: string): Promise<RunDir> {
+    await checkWritablePlace(path);
+    const created: string[] = [];
     try {
-      await mkdir(join(path, 'checkpoints'), { recursive: true });
-      await mkdir(join(path, 'results'), { recursive: true });
+      for (const dir of [path, join(path, 'checkpoints'), join(path, 'results')]) {
+        const first = await mkdir(dir, { recursive: true });
+        if (first) created.push(first);
+      }
       await access(path, constants.W_OK);
     } catch (error) {
       throw ioError(error, path, 'use run directory');
     }
+    return new RunDir(path, created);
+  }
+
+  /**
+   * Opens a run directory that must exist, for reading (evaluation, export): nothing is created,
+   * a missing directory is NOT_FOUND.
+   */
+  static async openExisting(path: string): Promise<RunDir> {
+    try {
+      await access(path, constants.R_OK);
+    } catch (error) {
+      throw new CompressError('NOT_FOUND', `${path}: no such run directory or checkpoint file`, {
+        input: path,
+        cause: error,
+      });
+    }
     return new RunDir(path);
+  }
+
+  /**
+   * Takes back the directories this open created when the run wrote nothing of its own into them
+   * (no checkpoint, no metrics): a refused command leaves the file system as it found it.
+   */
+  async discardIfUnused(): Promise<void> {
+    if (this.created.length === 0) return;
+    const used = await Promise.all(
+      [join('checkpoints', 'latest.json'), 'metrics.jsonl'].map((f) =>
+        access(this.file(f)).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    if (used.some(Boolean)) return;
+    for (const dir of this.created) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 
   file(...parts: string[]): string {
@@ -95,5 +137,46 @@ export class RunDir {
       }
     }
     return final;
+  }
+}
+
+/** Kernel pseudo-file systems (statfs magic numbers): no run, cache or export belongs there. */
+const pseudoFileSystems = new Map<number, string>([
+  [0x9fa0, 'proc'],
+  [0x62656572, 'sysfs'],
+  [0x1cd1, 'devpts'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'],
+  [0x74726163, 'tracefs'],
+  [0x73636673, 'securityfs'],
+  [0xcafe4a11, 'bpf'],
+]);
+
+/**
+ * Refuses at once an output path on a kernel pseudo-file system (/proc, /sys, …): creating
+ * directories there does not fail cleanly (Node's recursive mkdir can spin on it for minutes).
+ * Looks at the nearest ancestor that exists.
+ */
+export async function checkWritablePlace(path: string): Promise<void> {
+  let dir = resolve(path);
+  for (;;) {
+    try {
+      const fs = await statfs(dir);
+      const kind = pseudoFileSystems.get(Number(fs.type));
+      if (kind) {
+        throw new CompressError(
+          'INVALID_ARGUMENT',
+          `${path}: ${dir} is on the kernel's ${kind} file system, where no files can be written; choose a directory on a disk`,
+          { input: path },
+        );
+      }
+      return;
+    } catch (error) {
+      if (error instanceof CompressError) throw error;
+      const parent = dirname(dir);
+      if (parent === dir) return;
+      dir = parent;
+    }
   }
 }

@@ -1,6 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { kmeans } from '@compress/cluster';
-import { CompressError, type FeatureMatrix, l2NormalizeRows, type Teacher } from '@compress/core';
+import { CompressError, type FeatureMatrix, ioError, l2NormalizeRows, type Teacher, writeFileAtomic } from '@compress/core';
 import { createLoader, type LoaderBatch } from '@compress/data';
 import { extractFeatures, knnAccuracy } from '@compress/eval';
 import {
@@ -114,8 +115,12 @@ export async function clusterPseudoLabels(
   return labels;
 }
 
-/** 1-NN accuracy of the student on held-out images (the run's monitor). */
-async function monitor(config: Config, splits: Splits, student: Student): Promise<number | null> {
+/** 1-NN accuracy of the student on held-out test images against train images (the run's monitor). */
+async function monitor(
+  config: Config,
+  splits: Splits,
+  student: Student,
+): Promise<{ accuracy: number; queries: number; base: number } | null> {
   const n = config.schedule.monitorSize;
   if (n === 0) return null;
   const extractor = studentExtractor(student);
@@ -135,7 +140,7 @@ async function monitor(config: Config, splits: Splits, student: Student): Promis
     k: 1,
     numClasses: splits.classes.length,
   });
-  return r.top1;
+  return { accuracy: r.top1, queries: query.features.rows, base: base.features.rows };
 }
 
 /**
@@ -146,22 +151,71 @@ async function monitor(config: Config, splits: Splits, student: Student): Promis
  * reaches the same weights as an unbroken one.
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { config, reporter } = options;
   const started = performance.now();
   const run = await RunDir.open(options.out);
+  try {
+    return await trainIn(run, options, started);
+  } catch (error) {
+    // A refused or failed run leaves no trace of itself where there was nothing before.
+    await run.discardIfUnused();
+    throw error;
+  }
+}
+
+/** Refuses, before anything is written, a resume whose settings differ from the run's. */
+async function checkResume(run: RunDir, config: Config, latest: { dir: string; step: number } | null) {
+  // The checkpoint's own copy of the config is what its state was made with; the run's
+  // config.json is the fallback for checkpoints written before it was kept there.
+  const fromCheckpoint = latest ? await readJsonIn<Config>(join(latest.dir, 'config.json')) : null;
+  const saved = fromCheckpoint ?? (await run.readJson<Config>('config.json'));
+  if (!saved) return;
+  const changed = differences(saved, config);
+  if (changed.length > 0) {
+    const where = fromCheckpoint ? `its checkpoint at step ${latest!.step}` : 'its config.json';
+    throw new CompressError(
+      'MISMATCH',
+      `cannot resume ${run.path}: ${where} was made with other settings (${changed
+        .map((k) => `${k}: ${JSON.stringify(valueAt(saved, k))} there, ${JSON.stringify(valueAt(config, k))} now`)
+        .join('; ')}); resume with the same settings or train into another --out`,
+      { input: run.path },
+    );
+  }
+}
+
+function valueAt(value: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], value);
+}
+
+async function readJsonIn<T>(path: string): Promise<T | null> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw ioError(error, path, 'read');
+  });
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new CompressError('CORRUPT_INPUT', `${path}: not valid JSON (${(error as Error).message})`, {
+      input: path,
+      cause: error,
+    });
+  }
+}
+
+/** The settings that usually make training diverge, for the message that says it did. */
+function divergenceHint(config: Config): string {
+  const causes = [`a learning rate too high (lr ${config.optim.lr}; the paper: 0.01)`];
+  if (['momentum', 'no-momentum', 'one-queue'].includes(config.method)) {
+    causes.push(`a temperature too small (T ${config.loss.temperature}; the paper: 0.04)`);
+  }
+  return causes.join(' or ');
+}
+
+async function trainIn(run: RunDir, options: TrainOptions, started: number): Promise<TrainResult> {
+  const { config, reporter } = options;
   const latest = await run.latestCheckpoint();
   if (options.resume) {
-    const saved = await run.readJson<Config>('config.json');
-    if (saved) {
-      const changed = differences(saved, config);
-      if (changed.length > 0) {
-        throw new CompressError(
-          'MISMATCH',
-          `cannot resume ${options.out}: its config.json differs in ${changed.join(', ')}; resume with the same settings or train into another --out`,
-          { input: options.out },
-        );
-      }
-    }
+    await checkResume(run, config, latest);
   } else if (latest) {
     throw new CompressError(
       'INVALID_ARGUMENT',
@@ -169,7 +223,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       { input: options.out },
     );
   }
-  await run.writeJson('config.json', config);
 
   // 1. Engines and data.
   await selectBackend({ log: (m) => reporter.info(m) });
@@ -246,9 +299,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     );
     await run.metric({ event: 'resume', ...meta });
   }
+  // Everything is in place and the saved state accepted these settings: only now is the run
+  // directory changed.
+  await run.writeJson('config.json', config);
 
   const save = async (m: Meta): Promise<string> => {
     const dir = await run.saveCheckpoint(m.globalStep, async (dir) => {
+      await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
       const state = objective.state();
       if (state !== null) await writeStateFile(join(dir, 'state.bin'), state);
       await saveCheckpoint(join(dir, 'student.ckpt'), {
@@ -283,7 +340,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       } | null> => {
         const r = await it.next();
         if (r.done) return null;
-        return { batch: r.value, teacher: teacher && objective.needsTeacher ? teacher.embed(r.value) : null };
+        const features = teacher && objective.needsTeacher ? teacher.embed(r.value) : null;
+        // Awaited in its step; if an earlier step fails first, its failure is that step's to report.
+        features?.catch(() => {});
+        return { batch: r.value, teacher: features };
       };
       let current = await fetch();
       let step = startStep;
@@ -301,6 +361,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             extraVariables: objective.variables,
           }).loss;
           objective.finish();
+        } catch (error) {
+          // The teacher's answers are checked before the step: what is not finite now is the
+          // student's own, i.e. training diverged.
+          if (error instanceof CompressError && error.code === 'NON_FINITE') {
+            throw new CompressError(
+              'NON_FINITE',
+              `training diverged at step ${meta.globalStep + 1} (epoch ${epoch + 1}): ${error.message}. This usually comes from ${divergenceHint(config)}; ${checkpoint ? `the last checkpoint (${checkpoint}) is kept` : 'no checkpoint was written'}`,
+              { input: 'training', cause: error },
+            );
+          }
+          throw error;
         } finally {
           (x as tf.Tensor).dispose();
         }
@@ -335,7 +406,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         }
         if (config.schedule.monitorEvery > 0 && meta.globalStep % config.schedule.monitorEvery === 0) {
           const knn = await monitor(config, splits, student);
-          if (knn !== null) await run.metric({ step: meta.globalStep, monitor: 'knn1', accuracy: knn });
+          if (knn !== null) {
+            await run.metric({ step: meta.globalStep, monitor: 'knn1', accuracy: knn.accuracy, images: knn.queries });
+          }
         }
         if (
           endOfEpoch ||
@@ -348,9 +421,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           const knn = await monitor(config, splits, student);
           if (knn !== null) {
             reporter.info(
-              `epoch ${epoch + 1}: monitor 1-NN ${(knn * 100).toFixed(2)}% on ${config.schedule.monitorSize} held-out images`,
+              `epoch ${epoch + 1}: monitor 1-NN ${(knn.accuracy * 100).toFixed(2)}% on ${knn.queries} held-out images (against ${knn.base} training images)`,
             );
-            await run.metric({ epoch: epoch + 1, step: meta.globalStep, monitor: 'knn1', accuracy: knn });
+            await run.metric({
+              epoch: epoch + 1,
+              step: meta.globalStep,
+              monitor: 'knn1',
+              accuracy: knn.accuracy,
+              images: knn.queries,
+            });
           }
         }
         current = next;

@@ -21,7 +21,9 @@ export type ErrorCode =
   /** A configuration key or value is invalid. */
   | 'CONFIG'
   /** Reading or writing failed (disk full, permission denied). */
-  | 'IO';
+  | 'IO'
+  /** Code supplied by the user (a teacher or dataset module) threw or broke its contract. */
+  | 'EXTERNAL';
 
 export interface CompressErrorOptions {
   /** The input the error is about: a file path, an argument name, a config key. */

@@ -445,6 +445,15 @@ class WorkerPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    // Node does not keep the event loop alive for a terminating worker: a caller awaiting
+    // close() (e.g. in a finally, on its way out with an error) would be left unsettled when the
+    // loop empties, and Node exits with code 13 printing nothing. A timer holds the loop open
+    // until every worker has exited.
+    const keepAlive = setInterval(() => {}, 60_000);
+    try {
+      await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 }

@@ -7,6 +7,7 @@ export {
 } from './cache-features.js';
 export type { CacheDtype } from './cache-format.js';
 export { CachedTeacher, type CachedTeacherOptions } from './cached-teacher.js';
+export { CheckedTeacher, type CheckedTeacherOptions, checkedTeacher } from './checked-teacher.js';
 export { IMAGENET, type InputLayout, type Normalization } from './layout.js';
 export {
   type ChannelMode,
