@@ -1,5 +1,13 @@
 export { type BatchItem, collate } from './batch.js';
 export {
+  checksumError,
+  crc32,
+  crc32Of,
+  DEFAULT_REMEDY,
+  formatChecksum,
+  verifySection,
+} from './checksum.js';
+export {
   assertUnreachable,
   CompressError,
   type CompressErrorOptions,

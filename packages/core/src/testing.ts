@@ -16,7 +16,12 @@ export interface DescribeTeacherOptions {
   imageShape: readonly [number, number, number];
   /** Rows in the test batch. @default 4 */
   batchSize?: number;
-  /** Largest allowed difference between a row embedded alone and within a batch. @default 1e-4 */
+  /**
+   * Largest allowed difference between a row embedded alone and within a batch, as a fraction of the
+   * largest |feature| of the batch: kernels (onnxruntime's among them) may pick other code paths
+   * for other batch sizes, and their float sums differ by an amount that scales with the features.
+   * 0 asks for the same bits. @default 1e-4
+   */
   tolerance?: number;
   /** Seed of the random test images. @default 0 */
   seed?: number;
@@ -89,8 +94,12 @@ export function describeTeacher(
       joined.set(head.data, 0);
       joined.set(tail.data, head.data.length);
       let worst = 0;
-      for (let i = 0; i < joined.length; i++) worst = Math.max(worst, Math.abs(joined[i]! - whole.data[i]!));
-      expect(worst).toBeLessThanOrEqual(tolerance);
+      let scale = 0;
+      for (let i = 0; i < joined.length; i++) {
+        worst = Math.max(worst, Math.abs(joined[i]! - whole.data[i]!));
+        scale = Math.max(scale, Math.abs(whole.data[i]!));
+      }
+      expect(worst, `largest difference, features up to ${scale}`).toBeLessThanOrEqual(tolerance * scale);
     });
   });
 }
