@@ -1,11 +1,13 @@
-import { mkdir, open, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, stat } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
 import {
   assertFinite,
   type BatchItem,
   CompressError,
+  checksumError,
   collate,
+  crc32,
   type Dataset,
   type ImageTransform,
   ioError,
@@ -15,16 +17,22 @@ import {
   type Teacher,
 } from '@compress/core';
 import {
+  blockSection,
   bytesPerValue,
   CACHE_KIND,
+  CACHE_REMEDY,
+  CACHE_VERSION,
   type CacheDtype,
   type CacheHeader,
   type CacheMetadata,
-  DONE_OFFSET,
-  encodeDone,
+  defaultBlockRows,
   encodeHeader,
   fileBytes,
+  PROGRESS_OFFSET,
   readHeader,
+  readTable,
+  setProgress,
+  tableOffset,
 } from './cache-format.js';
 import { encodeHalf, F16_MAX } from './f16.js';
 
@@ -54,7 +62,15 @@ export interface CacheTeacherFeaturesOptions {
    * @default teacher.fingerprint
    */
   teacherFingerprint?: string;
-  /** Replace an existing file made for another dataset, teacher, transform or dtype. @default false */
+  /**
+   * Rows per checksum block of a new file (a resumed file keeps its own).
+   * @default as many rows as fit 1 MiB
+   */
+  checksumBlockRows?: number;
+  /**
+   * Replace an existing file made for another dataset, teacher, transform or dtype (or by a
+   * version of compress whose caches carry no checksums). @default false
+   */
   overwrite?: boolean;
   /** Called after every batch (and once at the start) with the rows done so far. */
   onProgress?: ProgressListener;
@@ -72,9 +88,10 @@ export interface CacheSummary {
 }
 
 type Resolved = Required<
-  Omit<CacheTeacherFeaturesOptions, 'transform' | 'onProgress' | 'teacherFingerprint'>
+  Omit<CacheTeacherFeaturesOptions, 'transform' | 'onProgress' | 'teacherFingerprint' | 'checksumBlockRows'>
 > & {
   transform: ImageTransform | undefined;
+  checksumBlockRows: number | undefined;
   teacherFingerprint: string;
 };
 
@@ -126,6 +143,11 @@ export async function* cacheTeacherFeaturesSteps(
       header = existing as CacheHeader;
       fresh = false;
     } else if (!opts.overwrite) {
+      if (existing instanceof CompressError && existing.message.includes('the file is damaged')) {
+        throw new CompressError(existing.code, `cacheTeacherFeatures: ${why} (or pass overwrite: true)`, {
+          input: file,
+        });
+      }
       throw new CompressError(
         existing instanceof CompressError ? existing.code : 'MISMATCH',
         `cacheTeacherFeatures: ${file} already holds ${existing instanceof CompressError ? 'something else' : 'another cache'}: ${why}; delete it or pass overwrite: true`,
@@ -133,11 +155,23 @@ export async function* cacheTeacherFeaturesSteps(
       );
     }
   }
-  const headerBytes = encodeHeader({ ...wanted, doneRows: 0 });
-  if (fresh) header = { ...wanted, version: 1, headerBytes: headerBytes.length, doneRows: 0 };
+  const blockRows = fresh ? (opts.checksumBlockRows ?? defaultBlockRows(rowBytes)) : header!.blockRows;
+  if (fresh)
+    header = {
+      ...wanted,
+      version: CACHE_VERSION,
+      headerBytes: 0,
+      doneRows: 0,
+      blockRows,
+      partialCrc: 0,
+      tableCrc: 0,
+    };
   header = header!;
+  let head = encodeHeader(header);
+  if (fresh) header.headerBytes = head.length;
   const resumedFrom = header.doneRows;
   const total = fileBytes(header);
+  const tableAt = tableOffset(header);
 
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -147,10 +181,18 @@ export async function* cacheTeacherFeaturesSteps(
     throw ioError(error, file, 'open the feature cache');
   }
   try {
+    // The running checksums: the finished blocks' table entries and their checksum, and the
+    // checksum of the unfinished block's done rows (checked against the file when resuming).
+    let tableCrc = 0;
+    let partial = 0;
     if (fresh) {
-      await handle.write(headerBytes, 0, headerBytes.length, 0);
+      await handle.write(head, 0, head.length, 0);
       await handle.truncate(total);
       await handle.datasync();
+    } else {
+      head = (existing as Existing).raw;
+      tableCrc = header.tableCrc;
+      partial = header.partialCrc;
     }
     yield { phase: PHASE, done: header.doneRows, total: rows, unit: 'images' };
     const rng = new Rng(opts.seed);
@@ -202,10 +244,27 @@ export async function* cacheTeacherFeaturesSteps(
         view.set(features.data);
         bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
       }
+      // Checksums of the blocks these rows fall in; the table entries of the blocks they finish.
+      const entries = new Uint32Array(Math.ceil(n / blockRows) + 1);
+      const firstFinished = Math.floor(start / blockRows);
+      let finished = 0;
+      for (let r = start; r < start + n; ) {
+        const end = Math.min(start + n, (Math.floor(r / blockRows) + 1) * blockRows, rows);
+        partial = crc32(bytes.subarray((r - start) * rowBytes, (end - start) * rowBytes), partial);
+        if (end % blockRows === 0 || end === rows) {
+          entries[finished++] = partial;
+          partial = 0;
+        }
+        r = end;
+      }
+      const table = new Uint8Array(entries.buffer, 0, finished * 4);
+      tableCrc = crc32(table, tableCrc);
       try {
         await handle.write(bytes, 0, bytes.length, header.headerBytes + start * rowBytes);
-        await handle.datasync(); // the rows are on disk before the marker says so
-        await handle.write(encodeDone(start + n), 0, 8, DONE_OFFSET);
+        if (finished > 0) await handle.write(table, 0, table.length, tableAt + firstFinished * 4);
+        await handle.datasync(); // the rows and checksums are on disk before the marker says so
+        const progress = setProgress(head, start + n, partial, tableCrc);
+        await handle.write(progress, 0, progress.length, PROGRESS_OFFSET);
       } catch (error) {
         throw ioError(error, file, 'write the feature cache');
       }
@@ -289,8 +348,17 @@ function resolve(teacher: Teacher, file: string, options: CacheTeacherFeaturesOp
       { input: 'transformId' },
     );
   }
+  const checksumBlockRows = options.checksumBlockRows;
+  if (checksumBlockRows !== undefined && (!Number.isInteger(checksumBlockRows) || checksumBlockRows < 1)) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `cacheTeacherFeatures: checksumBlockRows must be an integer ≥ 1, got ${checksumBlockRows}`,
+      { input: 'checksumBlockRows' },
+    );
+  }
   return {
     transform,
+    checksumBlockRows,
     transformId: options.transformId ?? 'none',
     seed: options.seed ?? 0,
     batchSize,
@@ -300,8 +368,14 @@ function resolve(teacher: Teacher, file: string, options: CacheTeacherFeaturesOp
   };
 }
 
-/** The header of an existing file, a CompressError when it is not a cache, undefined when absent. */
-async function readExisting(file: string): Promise<CacheHeader | CompressError | undefined> {
+type Existing = CacheHeader & { raw: Uint8Array };
+
+/**
+ * The header of an existing file (with its bytes), a CompressError when it is not a cache or is
+ * damaged, undefined when absent. The checksum table and the done rows of the unfinished block
+ * are checked against their checksums, so that a resumed file is sound up to its marker.
+ */
+async function readExisting(file: string): Promise<Existing | CompressError | undefined> {
   let size: number;
   try {
     size = (await stat(file)).size;
@@ -309,31 +383,51 @@ async function readExisting(file: string): Promise<CacheHeader | CompressError |
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw ioError(error, file, 'inspect');
   }
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  let handle: FileHandle | undefined;
   try {
     handle = await open(file, 'r');
-    let header: CacheHeader;
     try {
-      header = await readHeader(handle, size, file);
+      const header = await readHeader(handle, size, file);
+      if (size !== fileBytes(header)) {
+        return new CompressError(
+          'CORRUPT_INPUT',
+          `${file} has ${size} bytes, its header says ${fileBytes(header)}`,
+          { input: file },
+        );
+      }
+      const raw = new Uint8Array(header.headerBytes);
+      await handle.read(raw, 0, raw.length, 0);
+      if (header.version === CACHE_VERSION) await checkResumePoint(handle, header, file);
+      return { ...header, raw };
     } catch (error) {
       if (error instanceof CompressError) return error;
       throw error;
     }
-    if (size !== fileBytes(header)) {
-      return new CompressError(
-        'CORRUPT_INPUT',
-        `${file} has ${size} bytes, its header says ${fileBytes(header)}`,
-        {
-          input: file,
-        },
-      );
-    }
-    return header;
   } catch (error) {
-    if (error instanceof CompressError) throw error;
     throw ioError(error, file, 'read');
   } finally {
     await handle?.close();
+  }
+}
+
+/** Checks the checksum table and the done rows of the unfinished block (a resume goes on from them). */
+async function checkResumePoint(handle: FileHandle, header: CacheHeader, file: string): Promise<void> {
+  await readTable(handle, header, file);
+  const block = Math.floor(header.doneRows / header.blockRows);
+  const from = block * header.blockRows;
+  if (header.doneRows === header.rows || from === header.doneRows) return;
+  const rowBytes = header.dim * bytesPerValue(header.dtype);
+  const bytes = new Uint8Array((header.doneRows - from) * rowBytes);
+  const { bytesRead } = await handle.read(bytes, 0, bytes.length, header.headerBytes + from * rowBytes);
+  const computed = crc32(bytes.subarray(0, bytesRead));
+  if (computed !== header.partialCrc) {
+    throw checksumError(
+      file,
+      blockSection(header, block, header.doneRows),
+      header.partialCrc,
+      computed,
+      CACHE_REMEDY,
+    );
   }
 }
 
@@ -341,6 +435,9 @@ function describeDifference(
   have: CacheHeader,
   want: { dtype: CacheDtype; dim: number; rows: number; meta: CacheMetadata },
 ): string | undefined {
+  if (have.version !== CACHE_VERSION) {
+    return `it was written in version ${have.version} of the cache format, which carries no checksums`;
+  }
   const d = have.meta.dataset;
   const w = want.meta.dataset;
   if (d.fingerprint !== w.fingerprint) {

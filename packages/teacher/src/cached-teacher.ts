@@ -2,6 +2,8 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import {
   CompressError,
+  checksumError,
+  crc32,
   type Dataset,
   type FeatureMatrix,
   featureMatrix,
@@ -9,7 +11,16 @@ import {
   ioError,
   type Teacher,
 } from '@compress/core';
-import { bytesPerValue, type CacheDtype, type CacheHeader, fileBytes, readHeader } from './cache-format.js';
+import {
+  blockSection,
+  bytesPerValue,
+  CACHE_REMEDY,
+  type CacheDtype,
+  type CacheHeader,
+  fileBytes,
+  readHeader,
+  readTable,
+} from './cache-format.js';
 import { decodeHalf } from './f16.js';
 
 export interface CachedTeacherOptions {
@@ -22,6 +33,15 @@ export interface CachedTeacherOptions {
    * The teacher (or its fingerprint) the features must come from; checked like `dataset`.
    */
   teacher?: string | Pick<Teacher, 'fingerprint'>;
+  /**
+   * Check every block of rows against its checksum the first time it is read (the first read of
+   * a block reads the whole block, about 1 MiB); a mismatch throws CORRUPT_INPUT naming the file
+   * and the rows. `false` trusts the file (e.g. to time reads without the checks).
+   * @default true
+   */
+  verify?: boolean;
+  /** Receives warnings (a version-1 cache carries no checksums). @default console.warn */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -51,8 +71,13 @@ export class CachedTeacher implements Teacher {
   #fd: number | undefined;
   readonly #offset: number;
   readonly #rowBytes: number;
+  readonly #blockRows: number;
+  /** Checksum of every block; null when the rows are not checked. */
+  readonly #table: Uint32Array | null;
+  /** 1 for the blocks checked so far. */
+  readonly #verified: Uint8Array;
 
-  private constructor(file: string, fd: number, header: CacheHeader) {
+  private constructor(file: string, fd: number, header: CacheHeader, table: Uint32Array | null) {
     this.file = file;
     this.#fd = fd;
     this.dim = header.dim;
@@ -63,17 +88,25 @@ export class CachedTeacher implements Teacher {
     this.transform = header.meta.transform;
     this.#offset = header.headerBytes;
     this.#rowBytes = header.dim * bytesPerValue(header.dtype);
+    this.#blockRows = header.blockRows;
+    this.#table = table;
+    this.#verified = new Uint8Array(table === null ? 0 : table.length);
   }
 
   /** Opens a finished cache file, checking it against `options.dataset` and `options.teacher`. */
   static async open(file: string, options: CachedTeacherOptions = {}): Promise<CachedTeacher> {
     let header: CacheHeader;
     let size: number;
+    let table: Uint32Array | null = null;
     let handle: Awaited<ReturnType<typeof open>> | undefined;
+    const prefix = `CachedTeacher ${file}`;
     try {
       handle = await open(file, 'r');
       size = (await handle.stat()).size;
       header = await readHeader(handle, size, file);
+      if (size === fileBytes(header) && header.doneRows === header.rows && header.version >= 2) {
+        if (options.verify !== false) table = await readTable(handle, header, file);
+      }
     } catch (error) {
       if (error instanceof CompressError) throw error;
       const e = ioError(error, file, 'open the feature cache');
@@ -81,7 +114,6 @@ export class CachedTeacher implements Teacher {
     } finally {
       await handle?.close();
     }
-    const prefix = `CachedTeacher ${file}`;
     if (size !== fileBytes(header)) {
       throw new CompressError(
         'CORRUPT_INPUT',
@@ -122,6 +154,11 @@ export class CachedTeacher implements Teacher {
         { input: file },
       );
     }
+    if (header.version < 2) {
+      (options.onWarning ?? console.warn)(
+        `${prefix}: a version-${header.version} feature cache carries no checksums, its rows are read unchecked; cache the features again (with overwrite) to add them`,
+      );
+    }
     let fd: number;
     try {
       fd = openSync(file, 'r');
@@ -129,7 +166,7 @@ export class CachedTeacher implements Teacher {
     } catch (error) {
       throw ioError(error, file, 'open the feature cache');
     }
-    return new CachedTeacher(file, fd, header);
+    return new CachedTeacher(file, fd, header, table);
   }
 
   /** Rows `batch.indices` of the cache; the images are not looked at. */
@@ -195,27 +232,54 @@ export class CachedTeacher implements Teacher {
   }
 
   #readRows(fd: number, first: number, count: number): Float32Array {
-    const bytes = new Uint8Array(count * this.#rowBytes);
+    // Rows lo … hi − 1 are read: the rows asked for, widened to whole blocks at either end when
+    // those blocks have not been checked yet; every unchecked block read is checked.
+    let lo = first;
+    let hi = first + count;
+    const table = this.#table;
+    const blockRows = this.#blockRows;
+    let b0 = 0;
+    let b1 = -1;
+    if (table !== null && count > 0) {
+      b0 = Math.floor(first / blockRows);
+      b1 = Math.floor((hi - 1) / blockRows);
+      if (!this.#verified[b0]) lo = b0 * blockRows;
+      if (!this.#verified[b1]) hi = Math.min(this.rows, (b1 + 1) * blockRows);
+    }
+    const rowBytes = this.#rowBytes;
+    const bytes = new Uint8Array((hi - lo) * rowBytes);
     let done = 0;
     try {
       while (done < bytes.length) {
-        const got = readSync(
-          fd,
-          bytes,
-          done,
-          bytes.length - done,
-          this.#offset + first * this.#rowBytes + done,
-        );
-        if (got === 0)
-          throw new Error(`unexpected end of file at row ${first + Math.floor(done / this.#rowBytes)}`);
+        const got = readSync(fd, bytes, done, bytes.length - done, this.#offset + lo * rowBytes + done);
+        if (got === 0) throw new Error(`unexpected end of file at row ${lo + Math.floor(done / rowBytes)}`);
         done += got;
       }
     } catch (error) {
       throw ioError(error, this.file, 'read the feature cache');
     }
-    if (this.dtype === 'float32') return new Float32Array(bytes.buffer, 0, count * this.dim);
+    if (table !== null) {
+      for (let b = b0; b <= b1; b++) {
+        if (this.#verified[b]) continue;
+        const start = (b * blockRows - lo) * rowBytes;
+        const end = (Math.min(this.rows, (b + 1) * blockRows) - lo) * rowBytes;
+        const computed = crc32(bytes.subarray(start, end));
+        if (computed !== table[b]) {
+          throw checksumError(
+            this.file,
+            blockSection({ rows: this.rows, blockRows }, b),
+            table[b]!,
+            computed,
+            CACHE_REMEDY,
+          );
+        }
+        this.#verified[b] = 1;
+      }
+    }
+    const at = (first - lo) * rowBytes;
+    if (this.dtype === 'float32') return new Float32Array(bytes.buffer, at, count * this.dim);
     const values = new Float32Array(count * this.dim);
-    decodeHalf(new Uint16Array(bytes.buffer, 0, count * this.dim), values);
+    decodeHalf(new Uint16Array(bytes.buffer, at, count * this.dim), values);
     return values;
   }
 
