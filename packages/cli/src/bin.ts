@@ -7,13 +7,13 @@ import { exportOnnx, loadStudent, selectBackend } from '@compress/students';
 import { cacheTeacherFeatures } from '@compress/teacher';
 import { Command, Option } from 'commander';
 import { methods } from './config.js';
+import { debugWanted, exitCodeHelp, exitCodes, fail } from './errors.js';
 import { type EvalSource, evaluateSource } from './evaluate.js';
 import { type ConfigFlags, resolveConfig } from './options.js';
-import { debugWanted, exitCodeHelp, exitCodes, fail } from './errors.js';
 import { createReporter } from './progress.js';
 import { reproduce, StoppedError, tableMarkdown } from './reproduce.js';
 import { evalTransform, openSplits, openTeacher } from './resources.js';
-import { RunDir } from './run-dir.js';
+import { checkWritablePlace, openOutputDir, RunDir } from './run-dir.js';
 import { train } from './train.js';
 
 // Whatever escapes every await (an exception in a callback, a rejection nobody awaited) is still
@@ -71,6 +71,7 @@ function configOptions(cmd: Command): Command {
     .option('--data-root <dir>', 'dataset directory (image-folder: with train/ and val/)')
     .option('--workers <n>', 'decode/augment worker threads')
     .option('--train-subset <n>', 'train on a seeded subset of this many images')
+    .option('--skip-corrupt', 'image-folder: leave out files that do not decode (checked before training)')
     .option(
       '--teacher <source>',
       '"builtin", an .onnx model, a feature cache, or a JS module exporting a Teacher',
@@ -85,6 +86,10 @@ function configOptions(cmd: Command): Command {
     )
     .addOption(new Option('--teacher-providers <p>').choices(['auto', 'cpu', 'cuda']))
     .option('--teacher-threads <n>', 'onnxruntime intra-op threads of an ONNX teacher (0: its choice)')
+    .option(
+      '--teacher-fingerprint <id>',
+      'a stable name of the teacher and its settings, for a module teacher without a fingerprint',
+    )
     .option('--student <arch>', 'student architecture (alexnet, resnet18, resnet50, mobilenetv2, *-small)')
     .option('--width <w>', 'student width multiplier')
     .option('--epochs <n>')
@@ -133,6 +138,9 @@ configOptions(
   emit(flags, result);
 });
 
+type CacheFlags = ConfigFlags &
+  Common & { split: 'train' | 'test'; dtype: 'float32' | 'float16'; overwrite?: boolean };
+
 configOptions(
   program
     .command('cache-teacher')
@@ -140,20 +148,31 @@ configOptions(
     .requiredOption('--out <dir>', 'directory of the cache file')
     .addOption(new Option('--split <split>').choices(['train', 'test']).default('train'))
     .addOption(new Option('--dtype <dtype>').choices(['float32', 'float16']).default('float32'))
+    .option('--overwrite', 'replace a cache file that holds something else or is damaged')
     .option('--json', 'print the result as one JSON object on stdout')
     .option('--quiet', 'no progress output'),
-).action(async (flags: ConfigFlags & Common & { split: 'train' | 'test'; dtype: 'float32' | 'float16' }) => {
+).action(async (flags: CacheFlags) => {
+  if (flags.trainSubset !== undefined) {
+    // Training looks cached rows up by dataset index, so a cache holds every image of its split.
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `cache-teacher --train-subset ${flags.trainSubset}: a feature cache holds every image of its split (training with --train-subset looks its rows up by dataset index); leave the flag out`,
+      { input: 'train-subset' },
+    );
+  }
   const reporter = createReporter({ quiet: flags.quiet ?? false });
   const config = await resolveConfig(flags);
-  const run = await RunDir.open(resolve(flags.out));
   const splits = await openSplits(config);
+  const out = await openOutputDir(resolve(flags.out));
   const dataset = flags.split === 'train' ? splits.train : splits.test;
   const teacher = await openTeacher(config, splits.train, reporter.info);
-  const file = run.file(`teacher-${flags.split}.fcache`);
+  const file = join(out, `teacher-${flags.split}.fcache`);
   try {
     const view = evalTransform(config, dataset);
     const summary = await cacheTeacherFeatures(teacher, dataset, file, {
       dtype: flags.dtype,
+      overwrite: flags.overwrite ?? false,
+      ...(config.teacher.fingerprint ? { teacherFingerprint: config.teacher.fingerprint } : {}),
       ...(view ? { transform: view.transform, transformId: view.id } : {}),
       onProgress: (e) => reporter.progress({ ...e, phase: 'cache-teacher' }),
     });
@@ -196,23 +215,25 @@ configOptions(
         },
       );
     }
-    const reporter = createReporter({ quiet: flags.quiet ?? false });
-    const config = await resolveConfig(flags);
-    const splits = await openSplits(config);
     const chosen = [flags.checkpoint, flags.rawPixels, flags.randomInit, flags.teacher].filter(
       Boolean,
     ).length;
     if (chosen !== 1) {
       throw new CompressError(
         'CONFIG',
-        'eval: name exactly one thing to evaluate: --checkpoint <file|run dir>, --teacher <source>, --raw-pixels or --random-init',
+        `eval: name exactly one thing to evaluate: --checkpoint <file|run dir>, --teacher <source>, --raw-pixels or --random-init (found ${chosen})`,
         { input: 'eval' },
       );
     }
+    const reporter = createReporter({ quiet: flags.quiet ?? false });
+    const config = await resolveConfig(flags);
+    const checkpoint = flags.checkpoint ? await checkpointOf(flags.checkpoint) : undefined;
+    await checkWritablePlace(resolve(flags.out));
+    const splits = await openSplits(config);
     let source: EvalSource;
     let name: string;
     if (flags.checkpoint) {
-      source = { kind: 'student', checkpoint: await checkpointOf(flags.checkpoint) };
+      source = { kind: 'student', checkpoint: checkpoint! };
       name = 'student';
     } else if (flags.rawPixels) {
       source = { kind: 'raw-pixels' };
@@ -288,8 +309,7 @@ program
       const reporter = createReporter();
       await selectBackend({ log: reporter.info });
       const student = await loadStudent(await checkpointOf(flags.checkpoint));
-      const run = await RunDir.open(resolve(flags.out));
-      const file = run.file('student.onnx');
+      const file = join(await openOutputDir(resolve(flags.out)), 'student.onnx');
       await exportOnnx(student, file, { layout: flags.layout, normalization: flags.normalize });
       student.dispose();
       const { name, featureDim, inputSize: s, channels: c, mean, std } = student.spec;

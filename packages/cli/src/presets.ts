@@ -10,9 +10,11 @@ const imagenet: Omit<Config, 'budget' | 'method'> = {
   preset: 'imagenet',
   seed: 0,
   data: { dataset: 'image-folder', workers: 2 },
-  // tooling/teacher-export builds the ImageNet normalisation into the model by default (its
-  // `--normalize inside`); set normalize: 'imagenet' for a model exported with `--normalize outside`.
-  teacher: { source: '', layout: 'NCHW', normalize: 'none', channels: 3, providers: 'auto', threads: 0 },
+  // No normalize: an ONNX teacher then takes images in [0, 1] as they are, as models exported by
+  // tooling/teacher-export (`--normalize inside`) and `compress-ssl export onnx` want, and warns
+  // when the model's metadata asks for a normalisation; set normalize: 'imagenet' for a model
+  // exported with `--normalize outside`.
+  teacher: { source: '', layout: 'NCHW', channels: 3, providers: 'auto', threads: 0 },
   student: { arch: 'resnet18', width: 1 },
   loss: { temperature: 0.04, queueSize: 128000, keyMomentum: 0.999, ccClusters: 16000 },
   optim: {

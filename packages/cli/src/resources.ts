@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { CompressError, type Dataset, Rng, type Teacher } from '@compress/core';
 import {
   centerCrop,
+  checkSplitClasses,
   cifar10,
   compose,
   fashionMnist,
@@ -52,10 +53,16 @@ export async function openSplits(config: Config): Promise<Splits> {
           { input: 'data.root' },
         );
       }
-      train = await imageFolder(join(root, 'train'));
-      test = await imageFolder(join(root, 'val'));
+      {
+        const options = { skipCorrupt: config.data.skipCorrupt ?? false };
+        train = await imageFolder(join(root, 'train'), options);
+        test = await imageFolder(join(root, 'val'), options);
+      }
       break;
   }
+  // Labels are matched by class index: the held-out split must name the same classes in the same
+  // order, and accuracy means something only with two classes or more.
+  checkSplitClasses(train, [test]);
   const size = config.augment.size;
   const channels = train.imageShape?.[2] ?? 3;
   return { train, test, shape: [size, size, channels], classes: train.classes };
@@ -226,7 +233,8 @@ export async function openTeacher(
     const model = await OnnxTeacher.create(path, {
       ...common,
       ...(t.layout ? { inputLayout: t.layout } : {}),
-      normalize: t.normalize ?? 'none',
+      // Left out when not configured, so the model's own metadata can say what it takes.
+      ...(t.normalize !== undefined ? { normalize: t.normalize } : {}),
       channels,
     });
     return checkedTeacher(model, path);
@@ -238,9 +246,12 @@ export async function openTeacher(
       { input: path },
     );
   }
-  if (['.js', '.mjs', '.cjs'].includes(ext)) return checkedTeacher(await moduleTeacher(path, train), path, { code: 'EXTERNAL' });
+  if (['.js', '.mjs', '.cjs'].includes(ext))
+    return checkedTeacher(await moduleTeacher(path, train), path, { code: 'EXTERNAL' });
   if (await isFeatureCache(path)) {
-    return checkedTeacher(await CachedTeacher.open(path, { dataset: train }), path, { code: 'CORRUPT_INPUT' });
+    return checkedTeacher(await CachedTeacher.open(path, { dataset: train }), path, {
+      code: 'CORRUPT_INPUT',
+    });
   }
   throw new CompressError(
     'INVALID_ARGUMENT',

@@ -1,4 +1,14 @@
-import { access, appendFile, constants, mkdir, readdir, readFile, rename, rm, statfs } from 'node:fs/promises';
+import {
+  access,
+  appendFile,
+  constants,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  statfs,
+} from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CompressError, ioError, writeFileAtomic } from '@compress/core';
 
@@ -179,4 +189,20 @@ export async function checkWritablePlace(path: string): Promise<void> {
       dir = parent;
     }
   }
+}
+
+/**
+ * A directory that a command writes its outputs into (an exported model, a feature cache, an
+ * evaluation report), created when missing and checked writable before any work; unlike
+ * {@link RunDir.open} it gets no run layout.
+ */
+export async function openOutputDir(path: string): Promise<string> {
+  await checkWritablePlace(path);
+  try {
+    await mkdir(path, { recursive: true });
+    await access(path, constants.W_OK);
+  } catch (error) {
+    throw ioError(error, path, 'use output directory');
+  }
+  return path;
 }
