@@ -45,10 +45,15 @@ def run_export(*args: str) -> tuple[int, str, str]:
 
 
 def largest_difference(stdout: str) -> float:
-    match = re.search(r"largest \|ONNX .*\| = ([0-9.e+-]+)", stdout)
+    """The export check's largest |ONNX − PyTorch| as a fraction of the features' scale.
+
+    onnxruntime's and PyTorch's float32 kernels differ between CPUs (AVX2, AVX-512) and thread
+    counts, by amounts that grow with the features: only a relative bound holds on every machine.
+    """
+    match = re.search(r"largest \|ONNX .*\| = ([0-9.e+-]+) \(features up to ([0-9.e+-]+)\)", stdout)
     if match is None:
         raise AssertionError(f"no check line in:\n{stdout}")
-    return float(match.group(1))
+    return float(match.group(1)) / max(float(match.group(2)), 1e-30)
 
 
 def onnx_io(path: str) -> tuple[list, list]:
@@ -103,7 +108,7 @@ class ExportTest(unittest.TestCase):
         code, stdout, stderr = run_export("--format", "simclr", "--checkpoint", ckpt, "--out", out, "--image-size", "64", "--layout", "nhwc")
         self.assertEqual(code, 0, stderr)
         self.assertIn("features [batch, 2048]", stdout)
-        self.assertLess(largest_difference(stdout), 1e-3)
+        self.assertLess(largest_difference(stdout), 1e-4)
         self.assertEqual(onnx_io(out)[0], [("images", ["batch", 64, 64, 3])])
         # A 1x checkpoint given as 2x is refused, naming the width it has.
         code, _, stderr = run_export("--format", "simclr", "--width", "2", "--checkpoint", ckpt, "--out", self.path("x.onnx"), "--skip-verify")
