@@ -64,9 +64,10 @@ export function forCommandLine(message: string): string {
   return out;
 }
 
-/** Whether stack traces are wanted: `--debug` anywhere in the arguments, or COMPRESS_DEBUG set. */
+/** Whether stack traces are wanted: `--debug` anywhere in the arguments, or COMPRESS_DEBUG set (not empty or 0). */
 export function debugWanted(argv: readonly string[] = process.argv, env = process.env): boolean {
-  return argv.includes('--debug') || (env.COMPRESS_DEBUG !== undefined && env.COMPRESS_DEBUG !== '0');
+  const flag = env.COMPRESS_DEBUG;
+  return argv.includes('--debug') || (flag !== undefined && flag !== '' && flag !== '0');
 }
 
 /** The one message an error prints: `compress-ssl: …`, with the stack only when debugging. */
