@@ -1,4 +1,5 @@
 import { type FeatureMatrix, Rng } from '@compress/core';
+import { expectClose } from '@compress/vitest-config/close';
 import { describe, expect, it } from 'vitest';
 import { lastWorkspacePeakBytes } from './engine/engine.js';
 import { assign, type KMeansProgress, kmeans, kmeansIterate } from './index.js';
@@ -24,6 +25,30 @@ function blobs(
     for (let j = 0; j < d; j++) data[i * d + j] = centres[c * d + j]! + rng.normal();
   }
   return { x: { rows: n, dim: d, data }, labels };
+}
+
+/**
+ * The engines square float32 differences in float32 lanes (each point's ‖x − c‖² within ~D float32
+ * roundings of it) and sum the points in float64: against this float64 recomputation the inertia is
+ * off by 6e-11–2e-10 of itself here, and by at most ~1e-6 (D roundings of 6e-8) on any CPU.
+ */
+const INERTIA_RTOL = 1e-6;
+/**
+ * Another thread count or block size only reorders float64 sums (of the inertia and of the centroid
+ * sums): ~1e-13 of the value, 1e-9 leaves room. Centroids are those sums rounded to float32, where
+ * the reordering can move a coordinate by an ulp: 1e-5 of the centroids' scale.
+ */
+const REORDERED_F64_RTOL = 1e-9;
+const CENTROID_RTOL = 1e-5;
+
+/** Σ‖x − mean‖², the inertia of one cluster, in float64. */
+function totalSumOfSquares(x: FeatureMatrix): number {
+  const d = x.dim;
+  const mean = new Float64Array(d);
+  for (let i = 0; i < x.rows; i++) for (let j = 0; j < d; j++) mean[j]! += x.data[i * d + j]! / x.rows;
+  let s = 0;
+  for (let i = 0; i < x.rows; i++) for (let j = 0; j < d; j++) s += (x.data[i * d + j]! - mean[j]!) ** 2;
+  return s;
 }
 
 /** Σ‖x − c‖² recomputed in float64 from the result. */
@@ -64,7 +89,7 @@ describe('kmeans', () => {
       const r = await kmeans(x, 12, { seed });
       expect(r.inertia).toBeLessThanOrEqual(many.inertia * 1.01);
       // The reported inertia, assignments and centroids agree with each other.
-      expect(r.inertia).toBeCloseTo(inertiaOf(x, r.centroids, r.assignments), 3);
+      expectClose(r.inertia, inertiaOf(x, r.centroids, r.assignments), { rtol: INERTIA_RTOL });
       expect(r.assignments).toEqual(nearest(x, r.centroids));
       expect(r.iterationsRun).toBeGreaterThan(0);
       expect(r.iterationsRun).toBeLessThanOrEqual(20);
@@ -81,7 +106,7 @@ describe('kmeans', () => {
     const one = await kmeans(hard, 12, { seed: 9, init: 'random' });
     const ten = await kmeans(hard, 12, { seed: 9, init: 'random', restarts: 10 });
     expect(ten.inertia).toBeLessThanOrEqual(one.inertia);
-    expect(ten.inertia).toBeCloseTo(inertiaOf(hard, ten.centroids, ten.assignments), 3);
+    expectClose(ten.inertia, inertiaOf(hard, ten.centroids, ten.assignments), { rtol: INERTIA_RTOL });
   });
 
   it('recovers well-separated blobs exactly and converges early', async () => {
@@ -104,9 +129,8 @@ describe('kmeans', () => {
     const b = await kmeans(x, 6, { seed: 11, threads: 2 });
     const c = await kmeans(x, 6, { seed: 12, threads: 2 });
     expect(b.assignments).toEqual(a.assignments);
-    expect(b.inertia).toBeCloseTo(a.inertia, 6);
-    for (let i = 0; i < a.centroids.data.length; i++)
-      expect(b.centroids.data[i]).toBeCloseTo(a.centroids.data[i]!, 4);
+    expectClose(b.inertia, a.inertia, { rtol: REORDERED_F64_RTOL });
+    expectClose(b.centroids.data, a.centroids.data, { rtol: CENTROID_RTOL, what: 'centroids' });
     expect(c.centroids.data).not.toEqual(a.centroids.data);
   });
 
@@ -117,6 +141,11 @@ describe('kmeans', () => {
     for (let i = 0; i < 60; i++) rows.push(i % 3, 0, 0);
     rows.push(100, 100, 100);
     const x = { rows: 61, dim: 3, data: Float32Array.from(rows) };
+    // The inertia should be 0: every point sits on its centroid, a float64 mean of equal float32
+    // values, and the engines square float32 differences (exactly 0 here). A 0 has no scale of its
+    // own: that of the data is their total sum of squares (the inertia of one cluster), ≈ 2.9e4;
+    // 1e-8 of it (3e-4) is about the former 5e-4.
+    const tss = totalSumOfSquares(x);
     let splitsSeen = 0;
     for (let seed = 0; seed < 12; seed++) {
       const r = await kmeans(x, 4, {
@@ -129,7 +158,7 @@ describe('kmeans', () => {
       const sizes = new Array(4).fill(0);
       for (const a of r.assignments) sizes[a]++;
       expect(sizes.every((s) => s > 0)).toBe(true);
-      expect(r.inertia).toBeCloseTo(0, 3);
+      expectClose(r.inertia, 0, { rtol: 1e-8, scale: tss, what: 'inertia' });
     }
     expect(splitsSeen).toBeGreaterThan(0);
   });
@@ -181,7 +210,7 @@ describe('kmeans', () => {
     const streamed = await kmeans(x, 8, { seed: 1, init: 'random', threads: 2, blockBytes: 64 * 1024 });
     expect(lastWorkspacePeakBytes()).toBeLessThan(4000 * 32 * 4);
     expect(streamed.assignments).toEqual(resident.assignments);
-    expect(streamed.inertia).toBeCloseTo(resident.inertia, 6);
+    expectClose(streamed.inertia, resident.inertia, { rtol: REORDERED_F64_RTOL });
     await expect(kmeans(x, 8, { blockBytes: 64 * 1024 })).rejects.toThrow(
       "kmeans: init 'kmeans++' needs the 4000 × 32 points in the engine at once",
     );
@@ -218,12 +247,13 @@ describe('assign', () => {
     for (const engine of ['wasm', 'onnxruntime'] as const) {
       const r = await assign(centroids, x, { engine });
       expect(r.assignments).toEqual(nearest(x, centroids));
+      const want = new Float64Array(x.rows);
       for (let i = 0; i < x.rows; i++) {
-        let s = 0;
         for (let j = 0; j < 7; j++)
-          s += (x.data[i * 7 + j]! - centroids.data[r.assignments[i]! * 7 + j]!) ** 2;
-        expect(r.distances[i]).toBeCloseTo(s, 4);
+          want[i]! += (x.data[i * 7 + j]! - centroids.data[r.assignments[i]! * 7 + j]!) ** 2;
       }
+      // float32 distances (each within a few float32 roundings of its own value)
+      expectClose(r.distances, want, { rtol: 1e-5, what: `${engine} distances` });
       expect(lastWorkspacePeakBytes()).toBeGreaterThan(0);
     }
   });
@@ -241,7 +271,8 @@ describe('the onnxruntime engine', () => {
       const native = await kmeans(x, 40, { ...options, engine: 'onnxruntime' });
       expect(native.assignments).toEqual(wasm.assignments);
       expect(native.iterationsRun).toBe(wasm.iterationsRun);
-      expect(Math.abs(native.inertia - wasm.inertia)).toBeLessThan(1e-5 * wasm.inertia);
+      // the same assignments; float32 squared distances summed in float64 (measured equal here)
+      expectClose(native.inertia, wasm.inertia, { rtol: 1e-5, what: 'inertia' });
     }
   });
 

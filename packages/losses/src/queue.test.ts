@@ -1,4 +1,4 @@
-import { CompressError, Rng } from '@compress/core';
+import { CompressError, crc32, Rng } from '@compress/core';
 import { describe, expect, it } from 'vitest';
 import { MemoryQueue } from './queue.js';
 
@@ -116,6 +116,130 @@ describe('MemoryQueue', () => {
     const wrong = bytes.slice();
     wrong[0] = 0;
     expect(() => MemoryQueue.deserialize(wrong)).toThrow(/wrong magic number/);
+  });
+
+  describe('checksums of the binary form', () => {
+    const q = MemoryQueue.create({ size: 50, dim: 16, seed: 11, pointer: 7 });
+    const good = q.serialize();
+    const dv = new DataView(good.buffer);
+    const headerLength = dv.getUint32(4, true);
+    const headEnd = (8 + headerLength + 3) & ~3;
+    const dataStart = headEnd + 8;
+    const file = '/runs/a/queue.bin';
+
+    /** The error that deserialising `good` changed by `change` gives. */
+    function damaged(change: (bytes: Uint8Array) => Uint8Array | undefined, source?: string): CompressError {
+      const bytes = good.slice();
+      try {
+        MemoryQueue.deserialize(change(bytes) ?? bytes, undefined, source);
+      } catch (error) {
+        expect(error).toBeInstanceOf(CompressError);
+        expect((error as CompressError).code).toBe('CORRUPT_INPUT');
+        return error as CompressError;
+      }
+      throw new Error('the damaged bytes were accepted');
+    }
+
+    it('writes version 2 with the CRC-32 of the values and of the header', () => {
+      expect(JSON.parse(new TextDecoder().decode(good.subarray(8, 8 + headerLength)))).toEqual({
+        kind: 'compress/memory-queue',
+        version: 2,
+        size: 50,
+        dim: 16,
+        pointer: 7,
+      });
+      expect(good.length).toBe(dataStart + 50 * 16 * 4);
+      expect(dv.getUint32(headEnd, true)).toBe(crc32(good.subarray(dataStart)));
+      expect(dv.getUint32(headEnd + 4, true)).toBe(crc32(good.subarray(0, headEnd + 4)));
+      const back = MemoryQueue.deserialize(good, undefined, file);
+      expect(back.values()).toEqual(q.values());
+      expect(back.pointer).toBe(7);
+      // the state keeps its own version
+      expect(back.state().version).toBe(1);
+    });
+
+    it('refuses flipped bytes in the header, naming the file and the section', () => {
+      const at = headerLength + 8 - 2; // the pointer's digit: 7 → 3, still valid JSON
+      expect(String.fromCharCode(good[at]!)).toBe('7');
+      let e = damaged((b) => {
+        b[at] = '3'.charCodeAt(0);
+        return undefined;
+      }, file);
+      expect(e.message).toMatch(
+        /^\/runs\/a\/queue\.bin: section 'header' checksum mismatch \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\): the file is damaged; /,
+      );
+      expect(e.input).toBe(file);
+      e = damaged((b) => {
+        for (let i = 9; i < 30; i += 4) b[i]! ^= 0x33;
+        return undefined;
+      }, file);
+      expect(e.message).toContain(`${file}: section 'header' checksum mismatch`);
+      for (const at of [headEnd, headEnd + 5]) {
+        e = damaged((b) => {
+          b[at]! ^= 0x08;
+          return undefined;
+        }, file);
+        expect(e.message).toContain(`${file}: section 'header' checksum mismatch`);
+      }
+      // without a source the message names the bytes as what they are
+      e = damaged((b) => {
+        b[at] = '3'.charCodeAt(0);
+        return undefined;
+      });
+      expect(e.message).toMatch(/^serialised memory queue: section 'header' checksum mismatch/);
+    });
+
+    it('refuses flipped bytes in the values, naming the file and the section', () => {
+      for (const at of [dataStart, dataStart + 1234, good.length - 1]) {
+        const e = damaged((b) => {
+          b[at]! ^= 0x40;
+          return undefined;
+        }, file);
+        expect(e.message).toMatch(
+          new RegExp(
+            `^/runs/a/queue\\.bin: section 'values' checksum mismatch \\(stored 0x${dv.getUint32(headEnd, true).toString(16).padStart(8, '0')}, computed 0x[0-9a-f]{8}\\)`,
+          ),
+        );
+      }
+    });
+
+    it('refuses truncated bytes', () => {
+      let e = damaged((b) => b.subarray(0, b.length - 64), file);
+      expect(e.message).toBe(
+        `${file}: not a serialised memory queue: expected 3200 bytes of values after the header, found 3136`,
+      );
+      e = damaged((b) => b.subarray(0, headEnd + 6), file);
+      expect(e.message).toContain('truncated header');
+      e = damaged((b) => b.subarray(0, 20), file);
+      expect(e.message).toContain('truncated header');
+    });
+
+    it('still reads version 1 (no checksums), unverified', () => {
+      // the version-1 layout: magic, u32 header length, JSON header, zero padding to 4 bytes, values
+      const json = new TextEncoder().encode(
+        JSON.stringify({ kind: 'compress/memory-queue', version: 1, size: 50, dim: 16, pointer: 7 }),
+      );
+      const start = (8 + json.length + 3) & ~3;
+      const old = new Uint8Array(start + 50 * 16 * 4);
+      const view = new DataView(old.buffer);
+      view.setUint32(0, 0x5153_4d43, true);
+      view.setUint32(4, json.length, true);
+      old.set(json, 8);
+      old.set(good.subarray(dataStart), start);
+      expect(new TextDecoder().decode(old.subarray(0, 4))).toBe('CMSQ');
+      const back = MemoryQueue.deserialize(old, undefined, file);
+      expect(back.values()).toEqual(q.values());
+      expect(back.pointer).toBe(7);
+      // a later version is refused as such
+      const v3 = new TextEncoder().encode(JSON.stringify({ kind: 'compress/memory-queue', version: 3 }));
+      const newer = new Uint8Array(8 + v3.length);
+      new DataView(newer.buffer).setUint32(0, 0x5153_4d43, true);
+      new DataView(newer.buffer).setUint32(4, v3.length, true);
+      newer.set(v3, 8);
+      expect(() => MemoryQueue.deserialize(newer, undefined, file)).toThrow(
+        `${file}: a serialised memory queue of version 3, this version of @compress/losses reads versions 1 and 2`,
+      );
+    });
   });
 
   it('says when it was disposed', () => {

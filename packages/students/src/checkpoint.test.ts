@@ -1,10 +1,17 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CompressError, crc32, formatChecksum } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from './backend.js';
-import { loadStudent, readCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint.js';
+import {
+  type CheckpointHeader,
+  loadStudent,
+  readCheckpoint,
+  restoreCheckpoint,
+  saveCheckpoint,
+} from './checkpoint.js';
 import { KeyEncoder } from './ema.js';
 import { createStudent } from './models/registry.js';
 import { SGD } from './sgd.js';
@@ -121,4 +128,210 @@ describe('checkpoints', () => {
     a.dispose();
     other.dispose();
   });
+
+  describe('checksums', () => {
+    let file: string;
+    let good: Buffer;
+    let header: CheckpointHeader;
+    /** Where the JSON header ends (the CRC word follows) and where the tensor data starts. */
+    let end: number;
+    let start: number;
+    beforeAll(async () => {
+      const student = createStudent('alexnet-small', { seed: 4, width: 0.25 });
+      const optimizer = new SGD({ lr: 0.1 });
+      const x = tf.randomNormal([2, 28, 28, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
+      trainStep(student, () => tf.mean(tf.square(student.features(x))) as tf.Scalar, { optimizer });
+      file = join(dir, 'crc.ckpt');
+      await saveCheckpoint(file, { student, optimizer, meta: { epoch: 12345 } });
+      good = await readFile(file);
+      header = (await readCheckpoint(file)).header;
+      end = 12 + good.readUInt32LE(8);
+      start = end + 4;
+      student.dispose();
+      optimizer.dispose();
+      x.dispose();
+    });
+
+    /** A copy of `good` changed by `flip`. */
+    function flipped(flip: (bytes: Buffer) => void): Buffer {
+      const bytes = Buffer.from(good);
+      flip(bytes);
+      return bytes;
+    }
+
+    /** Writes `bytes` under `name` and returns the error reading them gives. */
+    async function damaged(name: string, bytes: Buffer): Promise<CompressError> {
+      const path = join(dir, name);
+      await writeFile(path, bytes);
+      const error = await readCheckpoint(path).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(CompressError);
+      expect((error as CompressError).code).toBe('CORRUPT_INPUT');
+      expect((error as CompressError).input).toBe(path);
+      // and the users of readCheckpoint refuse it as well
+      await expect(loadStudent(path)).rejects.toThrow((error as Error).message);
+      return error as CompressError;
+    }
+
+    it('writes version 2 with a CRC-32 of the header and of every tensor', () => {
+      expect(header.version).toBe(2);
+      expect(good.readUInt32LE(end)).toBe(crc32(good.subarray(0, end)));
+      expect(end % 4).toBe(0);
+      for (const t of header.tensors) {
+        const n = t.shape.reduce((p, q) => p * q, 1);
+        expect(t.crc).toBe(crc32(good.subarray(start + t.offset * 4, start + (t.offset + n) * 4)));
+      }
+      expect(header.tensors.some((t) => t.name.startsWith('momentum.'))).toBe(true);
+    });
+
+    it('refuses flipped bytes in the header, naming the file and the section', async () => {
+      const metaAt = good.indexOf('12345', 12);
+      expect(metaAt).toBeGreaterThan(12);
+      // still valid JSON (epoch 12345 → 12335): only the checksum can tell
+      let e = await damaged(
+        'h1.ckpt',
+        flipped((b) => {
+          b[metaAt + 3] = '3'.charCodeAt(0);
+        }),
+      );
+      expect(e.message).toMatch(
+        new RegExp(
+          `^${escapeRegExp(join(dir, 'h1.ckpt'))}: section 'header' checksum mismatch \\(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\\): the file is damaged; `,
+        ),
+      );
+      // no longer JSON
+      e = await damaged(
+        'h2.ckpt',
+        flipped((b) => {
+          for (let i = 12; i < 40; i += 3) b[i]! ^= 0x5a;
+        }),
+      );
+      expect(e.message).toContain(`${join(dir, 'h2.ckpt')}: section 'header' checksum mismatch`);
+      // the tensor table: an offset changed
+      e = await damaged(
+        'h3.ckpt',
+        flipped((b) => {
+          const at = b.indexOf('"offset":0', 12);
+          b[at + 9] = '4'.charCodeAt(0);
+        }),
+      );
+      expect(e.message).toContain(`${join(dir, 'h3.ckpt')}: section 'header' checksum mismatch`);
+      // the header's checksum word itself
+      e = await damaged(
+        'h4.ckpt',
+        flipped((b) => {
+          b[end + 1]! ^= 1;
+        }),
+      );
+      expect(e.message).toContain(`${join(dir, 'h4.ckpt')}: section 'header' checksum mismatch`);
+      // the header length
+      e = await damaged(
+        'h5.ckpt',
+        flipped((b) => {
+          b[8]! ^= 4;
+        }),
+      );
+      expect(e.message).toContain(`${join(dir, 'h5.ckpt')}: section 'header'`);
+    });
+
+    it('refuses flipped bytes in the tensor data, naming the file and the tensor', async () => {
+      const first = header.tensors[0]!;
+      let e = await damaged(
+        't1.ckpt',
+        flipped((b) => {
+          b[start + first.offset * 4 + 5]! ^= 0x10;
+        }),
+      );
+      expect(e.message).toMatch(
+        new RegExp(
+          `^${escapeRegExp(join(dir, 't1.ckpt'))}: section 'tensor ${escapeRegExp(first.name)}' checksum mismatch \\(stored ${formatChecksum(first.crc!)}, computed 0x[0-9a-f]{8}\\): the file is damaged; `,
+        ),
+      );
+      // a momentum buffer, and the very last byte of the file
+      const momentum = header.tensors.find((t) => t.name.startsWith('momentum.'))!;
+      e = await damaged(
+        't2.ckpt',
+        flipped((b) => {
+          b[start + momentum.offset * 4]! ^= 0x80;
+        }),
+      );
+      expect(e.message).toContain(`section 'tensor ${momentum.name}' checksum mismatch`);
+      const last = header.tensors.at(-1)!;
+      e = await damaged(
+        't3.ckpt',
+        flipped((b) => {
+          b[b.length - 1]! ^= 0x01;
+        }),
+      );
+      expect(e.message).toContain(`section 'tensor ${last.name}' checksum mismatch`);
+      // 3000 bytes spread over the data
+      e = await damaged(
+        't4.ckpt',
+        flipped((b) => {
+          const step = Math.floor((b.length - start) / 3000);
+          for (let i = 0; i < 3000; i++) b[start + i * step]! ^= 0xff;
+        }),
+      );
+      expect(e.message).toContain(
+        `${join(dir, 't4.ckpt')}: section 'tensor ${first.name}' checksum mismatch`,
+      );
+    });
+
+    it('refuses a truncated file, in its data or in its header', async () => {
+      let e = await damaged('cut1.ckpt', good.subarray(0, good.length - 100));
+      expect(e.message).toContain('(truncated?)');
+      e = await damaged('cut2.ckpt', good.subarray(0, start + 2));
+      expect(e.message).toContain('(truncated?)');
+      e = await damaged('cut3.ckpt', good.subarray(0, end + 2));
+      expect(e.message).toContain(
+        "the file ends before the checksum of section 'header': the file is truncated or damaged",
+      );
+      e = await damaged('cut4.ckpt', good.subarray(0, 40));
+      expect(e.message).toMatch(/section 'header' is cut short .* the file is truncated or damaged/);
+    });
+
+    it('still reads a version-1 file (no checksums), unverified', async () => {
+      // the version-1 layout: magic, u32 header length, JSON header (space-padded to 4 bytes), data
+      const v1: CheckpointHeader = {
+        ...header,
+        version: 1,
+        tensors: header.tensors.map(({ name, shape, offset }) => ({ name, shape, offset })),
+      };
+      let json = Buffer.from(JSON.stringify(v1));
+      json = Buffer.concat([json, Buffer.from(' '.repeat((4 - ((12 + json.length) % 4)) % 4))]);
+      const prefix = Buffer.alloc(12);
+      prefix.write('CMPRSCKP', 0, 'latin1');
+      prefix.writeUInt32LE(json.length, 8);
+      const old = join(dir, 'v1.ckpt');
+      await writeFile(old, Buffer.concat([prefix, json, good.subarray(start)]));
+      const back = await readCheckpoint(old);
+      expect(back.header.version).toBe(1);
+      expect(back.header.meta).toEqual({ epoch: 12345 });
+      expect(Buffer.from(back.data.buffer).equals(good.subarray(start))).toBe(true);
+      const a = await loadStudent(file);
+      const b = await loadStudent(old);
+      for (const [i, [, v]] of b.stateDict().entries()) {
+        expect(Array.from(v.dataSync())).toEqual(Array.from(a.stateDict()[i]![1].dataSync()));
+      }
+      a.dispose();
+      b.dispose();
+      // a version-1 file cut short is still refused
+      const cut = join(dir, 'v1-cut.ckpt');
+      await writeFile(cut, Buffer.concat([prefix, json, good.subarray(start, good.length - 4)]));
+      await expect(readCheckpoint(cut)).rejects.toThrow('(truncated?)');
+      // and a later version is refused as such
+      const v3 = Buffer.from(JSON.stringify({ ...v1, version: 3 }));
+      prefix.writeUInt32LE(v3.length, 8);
+      await writeFile(join(dir, 'v3.ckpt'), Buffer.concat([prefix, v3]));
+      await expect(readCheckpoint(join(dir, 'v3.ckpt'))).rejects.toThrow(
+        'compress-student-checkpoint version 3, this version of @compress/students reads versions 1 and 2',
+      );
+    });
+  });
 });
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -110,6 +110,7 @@ describe('centerCrop', () => {
     };
     const out = centerCrop(1)(img, new Rng(0));
     expect(out.data).toBeInstanceOf(Float32Array);
-    expect(out.data[0]).toBeCloseTo(0.1); // offsets round((2 − 1) / 2) = round(0.5) = 0 (half to even)
+    // offsets round((2 − 1) / 2) = round(0.5) = 0 (half to even); a crop copies: exactly
+    expect(out.data[0]).toBe(Math.fround(0.1));
   });
 });

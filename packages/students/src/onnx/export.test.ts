@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expectClose } from '@compress/vitest-config/close';
 import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,13 +18,12 @@ function metadataOf(bytes: Uint8Array): Record<string, string> {
   return Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value]));
 }
 
-function relError(a: Float32Array, b: Float32Array): number {
-  let scale = 1e-6;
-  for (const v of b) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst / scale;
-}
+/**
+ * onnxruntime-node's native kernels (MLAS, blocked for AVX2 or AVX-512, its own thread count)
+ * against TensorFlow.js: float32 sums of up to 3·3·512 products per layer, over up to ~20 layers,
+ * in other orders (and BatchNorm folded): measured ≤ 1e-6 of the features' scale, allowed 1e-4.
+ */
+const RTOL = 1e-4;
 
 function randomizeBatchNorm(student: ReturnType<typeof createStudent>): void {
   let seed = 100;
@@ -74,7 +74,7 @@ describe('exportOnnx', () => {
       });
       const got = out.features!;
       expect(got.dims).toEqual([3, student.spec.featureDim]);
-      expect(relError(got.data as Float32Array, want.dataSync() as Float32Array)).toBeLessThan(1e-4);
+      expectClose(got.data as Float32Array, want.dataSync(), { rtol: RTOL, what: 'features' });
       await session.release();
       tf.dispose([x, want, nchw]);
       student.dispose();
@@ -106,9 +106,7 @@ describe('exportOnnx', () => {
         const out = await session.run({
           input: new ort.Tensor('float32', input.dataSync() as Float32Array, input.shape),
         });
-        expect(relError(out.features!.data as Float32Array, want.dataSync() as Float32Array)).toBeLessThan(
-          1e-4,
-        );
+        expectClose(out.features!.data as Float32Array, want.dataSync(), { rtol: RTOL, what: 'features' });
         expect(session.inputNames).toEqual(['input']);
         const meta = metadataOf(bytes);
         expect(meta['compress.normalization']).toBe('inside');
