@@ -1,4 +1,4 @@
-import { CompressError, Rng } from '@compress/core';
+import { CompressError, checksumError, crc32, Rng, verifySection } from '@compress/core';
 import { jsStorage, type QueueStorage } from './storage.js';
 
 /** Options of {@link MemoryQueue.create}; give `seed`/`rng` for a fresh queue or `values` to load one. */
@@ -39,8 +39,15 @@ export interface MemoryQueueJSON extends Omit<MemoryQueueState, 'values'> {
 }
 
 const KIND = 'compress/memory-queue';
+/** Version of {@link MemoryQueueState} and of its JSON form. */
 const VERSION = 1;
 const MAGIC = 0x5153_4d43; // "CMSQ" little-endian
+/**
+ * Version of the binary form ({@link MemoryQueue.serialize}): 2 adds CRC-32 checksums; version 1
+ * (none) is still read, unverified.
+ */
+const BINARY_VERSION = 2;
+const BINARY_VERSION_1 = 1;
 /** Largest queue `toJSON` encodes (base64 strings beyond this approach V8's string limit). */
 const JSON_MAX_BYTES = 256 * 2 ** 20;
 
@@ -119,34 +126,72 @@ export class MemoryQueue {
     });
   }
 
-  /** Restores a queue from {@link MemoryQueue.serialize}. */
-  static deserialize(bytes: Uint8Array, storage?: QueueStorage): MemoryQueue {
+  /**
+   * Restores a queue from {@link MemoryQueue.serialize}, checking its checksums (bytes of version 1,
+   * which have none, are read unverified). `source` names the bytes (their file) in messages; a
+   * section whose checksum does not match (`header` or `values`) is a CORRUPT_INPUT error naming it.
+   */
+  static deserialize(bytes: Uint8Array, storage?: QueueStorage, source?: string): MemoryQueue {
+    const name = source ?? 'serialised memory queue';
+    const input = source ?? 'bytes';
+    const prefix = source === undefined ? '' : `${source}: `;
     const fail = (why: string): never => {
-      throw new CompressError('CORRUPT_INPUT', `not a serialised memory queue: ${why}`, { input: 'bytes' });
+      throw new CompressError('CORRUPT_INPUT', `${prefix}not a serialised memory queue: ${why}`, { input });
     };
     if (bytes.byteLength < 8) fail(`only ${bytes.byteLength} bytes`);
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (dv.getUint32(0, true) !== MAGIC) fail('wrong magic number');
     const headerLength = dv.getUint32(4, true);
-    const dataStart = align4(8 + headerLength);
-    if (dataStart > bytes.byteLength) fail('truncated header');
-    let header: Omit<MemoryQueueJSON, 'values'>;
+    const headEnd = align4(8 + headerLength);
+    if (headEnd > bytes.byteLength) fail('truncated header');
+    // version 2: the checksum of the values, then that of everything before it
+    const stored = headEnd + 8 <= bytes.byteLength ? dv.getUint32(headEnd + 4, true) : undefined;
+    const computed = stored === undefined ? 0 : crc32(bytes.subarray(0, headEnd + 4));
+    const verified = stored === computed;
+    let header: Omit<MemoryQueueJSON, 'values'> | undefined;
+    let parseError: unknown;
     try {
       header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
     } catch (cause) {
-      throw new CompressError('CORRUPT_INPUT', 'not a serialised memory queue: unreadable header', {
-        input: 'bytes',
-        cause,
+      parseError = cause;
+    }
+    // Version 1 has no checksum words: the bytes after its header are values.
+    const legacy = !verified && header?.kind === KIND && (header.version as number) === BINARY_VERSION_1;
+    if (!verified && !legacy) {
+      const version = header?.kind === KIND ? (header.version as number) : undefined;
+      if (typeof version === 'number' && version > BINARY_VERSION) {
+        throw new CompressError(
+          'UNSUPPORTED',
+          `${prefix}a serialised memory queue of version ${version}, this version of @compress/losses reads versions ${BINARY_VERSION_1} and ${BINARY_VERSION} (or the bytes are damaged)`,
+          { input },
+        );
+      }
+      if (stored !== undefined) throw checksumError(name, 'header', stored, computed);
+      if (header?.kind === KIND)
+        fail("truncated header (the bytes end before the checksum of section 'header')");
+    }
+    if (header === undefined) {
+      throw new CompressError('CORRUPT_INPUT', `${prefix}not a serialised memory queue: unreadable header`, {
+        input,
+        cause: parseError,
       });
     }
+    if (!legacy && (header.version as number) !== BINARY_VERSION) {
+      throw new CompressError(
+        'MISMATCH',
+        `${prefix}serialised memory queue version ${header.version} is not supported (expected ${BINARY_VERSION_1} or ${BINARY_VERSION})`,
+        { input },
+      );
+    }
+    const dataStart = legacy ? headEnd : headEnd + 8;
     const n = header.size * header.dim;
     if (bytes.byteLength - dataStart !== n * 4) {
       fail(`expected ${n * 4} bytes of values after the header, found ${bytes.byteLength - dataStart}`);
     }
-    const values = new Float32Array(
-      bytes.buffer.slice(bytes.byteOffset + dataStart, bytes.byteOffset + dataStart + n * 4),
-    );
-    return MemoryQueue.restore({ ...header, values } as MemoryQueueState, storage);
+    const data = bytes.subarray(dataStart, dataStart + n * 4);
+    if (!legacy) verifySection(name, 'values', data, dv.getUint32(headEnd, true));
+    const values = new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+    return MemoryQueue.restore({ ...header, version: VERSION, values } as MemoryQueueState, storage);
   }
 
   /**
@@ -278,19 +323,43 @@ export class MemoryQueue {
     return { ...rest, values: toBase64(values) };
   }
 
-  /** A self-describing binary form: magic, JSON header (kind, version, size, dim, pointer), float32 values. */
+  /**
+   * A self-describing binary form, which {@link MemoryQueue.deserialize} reads back exactly:
+   *
+   * ```
+   * offset    size  field (version 2)
+   *      0       4  magic "CMSQ"
+   *      4       4  u32 length L of the JSON header
+   *      8       L  JSON header: kind, version (2), size K, dim D, pointer
+   *    8+L       p  zero padding so that 8 + L + p is a multiple of 4
+   *  8+L+p       4  u32 CRC-32 of the values
+   * 12+L+p       4  u32 CRC-32 of bytes 0 … 12+L+p (everything before it)
+   * 16+L+p   K·D·4  the values: little-endian float32, row-major
+   * ```
+   * Version 1 (no checksum words, version 1 in the header) is still read, unverified.
+   */
   serialize(): Uint8Array {
     const header = new TextEncoder().encode(
-      JSON.stringify({ kind: KIND, version: VERSION, size: this.size, dim: this.dim, pointer: this.ptr }),
+      JSON.stringify({
+        kind: KIND,
+        version: BINARY_VERSION,
+        size: this.size,
+        dim: this.dim,
+        pointer: this.ptr,
+      }),
     );
-    const dataStart = align4(8 + header.length);
+    const headEnd = align4(8 + header.length);
+    const dataStart = headEnd + 8;
     const out = new Uint8Array(dataStart + this.size * this.dim * 4);
     const dv = new DataView(out.buffer);
     dv.setUint32(0, MAGIC, true);
     dv.setUint32(4, header.length, true);
     out.set(header, 8);
     const v = this.values();
-    out.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), dataStart);
+    const data = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    out.set(data, dataStart);
+    dv.setUint32(headEnd, crc32(data), true);
+    dv.setUint32(headEnd + 4, crc32(out.subarray(0, headEnd + 4)), true);
     return out;
   }
 

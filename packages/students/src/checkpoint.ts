@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { CompressError, ioError, writeFileAtomic } from '@compress/core';
+import { CompressError, checksumError, crc32, ioError, verifySection, writeFileAtomic } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { createStudent } from './models/registry.js';
 import type { Student, StudentOptions } from './models/student.js';
@@ -7,7 +7,13 @@ import type { SGD } from './sgd.js';
 
 const MAGIC = 'CMPRSCKP';
 const KIND = 'compress-student-checkpoint';
-const VERSION = 1;
+/** Version 2 adds CRC-32 checksums (of the header and of every tensor); version 1 is still read, unverified. */
+const VERSION = 2;
+const LEGACY_VERSION = 1;
+const PREFIX = MAGIC.length + 4;
+
+/** What to do with a damaged checkpoint, in every message about one. */
+const REMEDY = 'restore it from a copy, use an earlier checkpoint of its run, or train again';
 
 /** What a checkpoint holds; everything but `student` is optional. */
 export interface CheckpointContents {
@@ -28,6 +34,8 @@ interface TensorEntry {
   shape: number[];
   /** Offset in float32 elements from the start of the data section. */
   offset: number;
+  /** CRC-32 of the tensor's bytes (from version 2; absent in version-1 files). */
+  crc?: number;
 }
 
 /** The JSON header of a checkpoint file. */
@@ -54,10 +62,24 @@ function collect(contents: CheckpointContents): [string, tf.Variable][] {
   return out;
 }
 
+function elements(shape: readonly number[]): number {
+  return shape.reduce((p, q) => p * q, 1);
+}
+
 /**
- * Writes a checkpoint atomically: 8-byte magic, u32 header length, JSON header (kind, version,
- * the students' registry names and options, tensor table), then raw little-endian float32 data.
- * Restoring it gives bit-identical weights, BatchNorm statistics and momentum buffers.
+ * Writes a checkpoint atomically. Restoring it gives bit-identical weights, BatchNorm statistics
+ * and momentum buffers.
+ *
+ * ```
+ * offset  size  field (version 2)
+ *      0     8  magic "CMPRSCKP"
+ *      8     4  u32 length L of the JSON header (space-padded so that 12 + L is a multiple of 4)
+ *     12     L  JSON header: kind, version (2), the students' registry names and options, optimizer,
+ *               variables, meta, tensor table (name, shape, offset in floats, crc: CRC-32 of its bytes)
+ *   12+L     4  u32 CRC-32 of bytes 0 … 12+L (magic, length and JSON header)
+ *   16+L     …  the tensors' little-endian float32 data, one after another
+ * ```
+ * Version 1 (no CRC word after the header, no `crc` in the table) is still read, unverified.
  */
 export async function saveCheckpoint(path: string, contents: CheckpointContents): Promise<void> {
   const named = collect(contents);
@@ -70,10 +92,16 @@ export async function saveCheckpoint(path: string, contents: CheckpointContents)
   }
   let offset = 0;
   const table: TensorEntry[] = tensors.map(([name, t]) => {
-    const e = { name, shape: t.shape.slice(), offset };
+    const e: TensorEntry = { name, shape: t.shape.slice(), offset, crc: 0 };
     offset += t.size;
     return e;
   });
+  const data = new Float32Array(offset);
+  for (const [i, [, t]] of tensors.entries()) {
+    const e = table[i]!;
+    data.set(t.dataSync() as Float32Array, e.offset);
+    e.crc = crc32(data.subarray(e.offset, e.offset + t.size));
+  }
   const header: CheckpointHeader = {
     kind: KIND,
     version: VERSION,
@@ -92,17 +120,21 @@ export async function saveCheckpoint(path: string, contents: CheckpointContents)
   };
   let json = Buffer.from(JSON.stringify(header), 'utf8');
   // pad the header so the data starts 4-byte aligned
-  const pad = (4 - ((MAGIC.length + 4 + json.length) % 4)) % 4;
+  const pad = (4 - ((PREFIX + json.length) % 4)) % 4;
   if (pad) json = Buffer.concat([json, Buffer.from(' '.repeat(pad))]);
-  const prefix = Buffer.alloc(MAGIC.length + 4);
+  const prefix = Buffer.alloc(PREFIX);
   prefix.write(MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(json.length, MAGIC.length);
-  const data = new Float32Array(offset);
-  for (const [i, [, t]] of tensors.entries()) data.set(t.dataSync() as Float32Array, table[i]!.offset);
-  await writeFileAtomic(path, [prefix, json, new Uint8Array(data.buffer)]);
+  const headerCrc = Buffer.alloc(4);
+  headerCrc.writeUInt32LE(crc32(json, crc32(prefix)));
+  await writeFileAtomic(path, [prefix, json, headerCrc, new Uint8Array(data.buffer)]);
 }
 
-/** Reads and checks a checkpoint's header and data. */
+/**
+ * Reads a checkpoint's header and data, checking their checksums (a version-1 file, which has
+ * none, is read unverified). Throws CORRUPT_INPUT naming the file and the damaged section
+ * (`header` or `tensor <name>`) when one does not match, or when the file is cut short.
+ */
 export async function readCheckpoint(
   path: string,
 ): Promise<{ header: CheckpointHeader; data: Float32Array }> {
@@ -112,7 +144,7 @@ export async function readCheckpoint(
   } catch (error) {
     throw ioError(error, path, 'read checkpoint');
   }
-  if (buf.length < MAGIC.length + 4 || buf.toString('latin1', 0, MAGIC.length) !== MAGIC) {
+  if (buf.length < PREFIX || buf.toString('latin1', 0, MAGIC.length) !== MAGIC) {
     throw new CompressError(
       'CORRUPT_INPUT',
       `${path} is not a compress student checkpoint (expected magic ${MAGIC})`,
@@ -120,25 +152,58 @@ export async function readCheckpoint(
     );
   }
   const len = buf.readUInt32LE(MAGIC.length);
-  const start = MAGIC.length + 4 + len;
-  let header: CheckpointHeader;
-  try {
-    header = JSON.parse(buf.toString('utf8', MAGIC.length + 4, start)) as CheckpointHeader;
-  } catch (error) {
-    throw new CompressError('CORRUPT_INPUT', `${path}: the checkpoint header is not valid JSON`, {
-      input: path,
-      cause: error,
-    });
-  }
-  if (header.kind !== KIND || header.version !== VERSION) {
+  const end = PREFIX + len;
+  if (end > buf.length) {
     throw new CompressError(
-      'MISMATCH',
-      `${path}: expected a ${KIND} version ${VERSION}, found ${String(header.kind)} version ${String(header.version)}`,
+      'CORRUPT_INPUT',
+      `${path}: section 'header' is cut short (${len} bytes announced, ${buf.length - PREFIX} present): the file is truncated or damaged; ${REMEDY}`,
       { input: path },
     );
   }
-  const bytes = buf.subarray(start);
-  const want = header.tensors.reduce((a, t) => a + t.shape.reduce((p, q) => p * q, 1), 0);
+  const computed = crc32(buf.subarray(0, end));
+  const stored = end + 4 <= buf.length ? buf.readUInt32LE(end) : undefined;
+  const verified = stored === computed;
+  let header: CheckpointHeader | undefined;
+  let parseError: unknown;
+  try {
+    header = JSON.parse(buf.toString('utf8', PREFIX, end)) as CheckpointHeader;
+  } catch (error) {
+    parseError = error;
+  }
+  // A version-1 file has no checksum word: the four bytes after its header are tensor data.
+  const legacy = !verified && header?.kind === KIND && header.version === LEGACY_VERSION;
+  if (!verified && !legacy) {
+    if (header?.kind === KIND && typeof header.version === 'number' && header.version > VERSION) {
+      throw new CompressError(
+        'UNSUPPORTED',
+        `${path}: a ${KIND} version ${header.version}, this version of @compress/students reads versions ${LEGACY_VERSION} and ${VERSION} (or the file is damaged)`,
+        { input: path },
+      );
+    }
+    if (stored !== undefined) throw checksumError(path, 'header', stored, computed, REMEDY);
+    if (header?.kind === KIND) {
+      throw new CompressError(
+        'CORRUPT_INPUT',
+        `${path}: the file ends before the checksum of section 'header': the file is truncated or damaged; ${REMEDY}`,
+        { input: path },
+      );
+    }
+  }
+  if (header === undefined) {
+    throw new CompressError('CORRUPT_INPUT', `${path}: the checkpoint header is not valid JSON`, {
+      input: path,
+      cause: parseError,
+    });
+  }
+  if (header.kind !== KIND || (header.version !== VERSION && !legacy)) {
+    throw new CompressError(
+      'MISMATCH',
+      `${path}: expected a ${KIND} version ${LEGACY_VERSION} or ${VERSION}, found ${String(header.kind)} version ${String(header.version)}`,
+      { input: path },
+    );
+  }
+  const bytes = buf.subarray(legacy ? end : end + 4);
+  const want = header.tensors.reduce((a, t) => a + elements(t.shape), 0);
   if (bytes.length !== want * 4) {
     throw new CompressError(
       'CORRUPT_INPUT',
@@ -147,6 +212,18 @@ export async function readCheckpoint(
         input: path,
       },
     );
+  }
+  if (!legacy) {
+    for (const t of header.tensors) {
+      const from = t.offset * 4;
+      verifySection(
+        path,
+        `tensor ${t.name}`,
+        bytes.subarray(from, from + elements(t.shape) * 4),
+        typeof t.crc === 'number' ? t.crc : Number.NaN,
+        REMEDY,
+      );
+    }
   }
   // copy out of Node's buffer pool into an aligned array
   const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
@@ -179,7 +256,14 @@ function sameStudent(
  * error naming both), replacing the optimizer's momentum buffers. Returns the saved `meta`.
  */
 export async function restoreCheckpoint(path: string, contents: CheckpointContents): Promise<unknown> {
-  const { header, data } = await readCheckpoint(path);
+  return restoreFrom(path, await readCheckpoint(path), contents);
+}
+
+function restoreFrom(
+  path: string,
+  { header, data }: { header: CheckpointHeader; data: Float32Array },
+  contents: CheckpointContents,
+): unknown {
   sameStudent(path, 'student', header.student, contents.student);
   sameStudent(path, 'key encoder', header.key, contents.key);
   const byName = new Map(header.tensors.map((t) => [t.name, t]));
@@ -225,8 +309,14 @@ export async function restoreCheckpoint(path: string, contents: CheckpointConten
 
 /** Creates the checkpoint's student from its registry name and options and restores it. */
 export async function loadStudent(path: string): Promise<Student> {
-  const { header } = await readCheckpoint(path);
+  const checkpoint = await readCheckpoint(path);
+  const { header } = checkpoint;
   const student = createStudent(header.student.name, header.student.options, { initialize: false });
-  await restoreCheckpoint(path, { student });
+  try {
+    restoreFrom(path, checkpoint, { student });
+  } catch (error) {
+    student.dispose();
+    throw error;
+  }
   return student;
 }
