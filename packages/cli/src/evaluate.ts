@@ -57,7 +57,7 @@ export async function evaluateSource(options: EvaluateOptions): Promise<Evaluati
       });
       extractor = studentExtractor(student);
       break;
-    case 'teacher':
+    case 'teacher': {
       const inner = source.teacher instanceof CheckedTeacher ? source.teacher.inner : source.teacher;
       if (inner instanceof CachedTeacher) {
         throw new CompressError(
@@ -68,6 +68,7 @@ export async function evaluateSource(options: EvaluateOptions): Promise<Evaluati
       }
       extractor = source.teacher;
       break;
+    }
     case 'raw-pixels':
       extractor = rawPixels(splits.shape);
       break;

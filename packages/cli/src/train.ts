@@ -1,7 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { kmeans } from '@compress/cluster';
-import { CompressError, type FeatureMatrix, ioError, l2NormalizeRows, type Teacher, writeFileAtomic } from '@compress/core';
+import {
+  CompressError,
+  type FeatureMatrix,
+  ioError,
+  l2NormalizeRows,
+  type Teacher,
+  writeFileAtomic,
+} from '@compress/core';
 import { createLoader, type LoaderBatch } from '@compress/data';
 import { extractFeatures, knnAccuracy } from '@compress/eval';
 import {
@@ -175,7 +182,10 @@ async function checkResume(run: RunDir, config: Config, latest: { dir: string; s
     throw new CompressError(
       'MISMATCH',
       `cannot resume ${run.path}: ${where} was made with other settings (${changed
-        .map((k) => `${k}: ${JSON.stringify(valueAt(saved, k))} there, ${JSON.stringify(valueAt(config, k))} now`)
+        .map(
+          (k) =>
+            `${k}: ${JSON.stringify(valueAt(saved, k))} there, ${JSON.stringify(valueAt(config, k))} now`,
+        )
         .join('; ')}); resume with the same settings or train into another --out`,
       { input: run.path },
     );
@@ -407,7 +417,12 @@ async function trainIn(run: RunDir, options: TrainOptions, started: number): Pro
         if (config.schedule.monitorEvery > 0 && meta.globalStep % config.schedule.monitorEvery === 0) {
           const knn = await monitor(config, splits, student);
           if (knn !== null) {
-            await run.metric({ step: meta.globalStep, monitor: 'knn1', accuracy: knn.accuracy, images: knn.queries });
+            await run.metric({
+              step: meta.globalStep,
+              monitor: 'knn1',
+              accuracy: knn.accuracy,
+              images: knn.queries,
+            });
           }
         }
         if (

@@ -1,8 +1,8 @@
 import { Rng } from '@compress/core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import * as tf from '@tensorflow/tfjs-core';
 import { expectClose } from '@compress/vitest-config/close';
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ClusterClassifier, RegBnLoss, RegLoss } from './baselines.js';
 
