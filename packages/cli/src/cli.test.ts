@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Rng } from '@compress/core';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exitCodes } from './errors.js';
@@ -295,6 +296,56 @@ export default { dim: 16, fingerprint: 'x', async embed(b) {
       exitCodes.input,
       /teacher-train\.fcache: section 'rows 0–\d+' checksum mismatch .*cache the features again/,
     );
+  }, 60_000);
+
+  it('a damaged student checkpoint is refused by eval and export, naming the file and the section', async () => {
+    const out = join(dir, 'run-damaged');
+    const trained = await cli([
+      'train',
+      '--config',
+      config,
+      '--teacher',
+      good,
+      '--max-steps',
+      '2',
+      '--out',
+      out,
+      '--quiet',
+    ]);
+    expect(trained.code, trained.stderr).toBe(0);
+    const file = join(out, 'checkpoints', 'step-00000002', 'student.ckpt');
+    const { size } = await stat(file);
+    const handle = await open(file, 'r+');
+    const rng = new Rng(5);
+    for (let i = 0; i < 3000; i++) {
+      const at = size - 1 - Math.floor(rng.uniform() * (size / 2)); // in the tensor data
+      await handle.write(new Uint8Array([Math.floor(rng.uniform() * 256)]), 0, 1, at);
+    }
+    await handle.close();
+    const evaluated = await cli([
+      'eval',
+      'knn',
+      '--checkpoint',
+      out,
+      '--config',
+      config,
+      '--out',
+      join(dir, 'eval-damaged'),
+    ]);
+    expectOneMessage(
+      evaluated,
+      exitCodes.input,
+      /student\.ckpt: section '.+' checksum mismatch .*the file is damaged/,
+    );
+    const exported = await cli([
+      'export',
+      'onnx',
+      '--checkpoint',
+      file,
+      '--out',
+      join(dir, 'export-damaged'),
+    ]);
+    expectOneMessage(exported, exitCodes.input, /student\.ckpt: section '.+' checksum mismatch/);
   }, 60_000);
 
   it('cache-teacher refuses --train-subset instead of caching every image', async () => {
