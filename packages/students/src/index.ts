@@ -23,26 +23,13 @@ export {
   studentRegistry,
 } from './models/registry.js';
 export { Student, type StudentOptions, type StudentSpec } from './models/student.js';
+export { Act, type Activation, addRelu } from './nn/activation.js';
+export { BatchNorm2d, ConvBN } from './nn/batchnorm.js';
+export { Conv2d, type ConvOptions } from './nn/conv.js';
 export type { GraphBuilder } from './nn/graph.js';
 export { type Init, initValues } from './nn/init.js';
-export {
-  Act,
-  type Activation,
-  addRelu,
-  BatchNorm2d,
-  Chain,
-  Conv2d,
-  ConvBN,
-  type ConvOptions,
-  Flatten,
-  GlobalAvgPool,
-  Linear,
-  type LinearOptions,
-  MaxPool2d,
-  Module,
-  type Named,
-  Sequential,
-} from './nn/module.js';
+export { Flatten, GlobalAvgPool, Linear, type LinearOptions, MaxPool2d } from './nn/layers.js';
+export { Chain, Module, type Named, Sequential } from './nn/module.js';
 export { type ExportOnnxOptions, exportOnnx, toOnnx } from './onnx/export.js';
 export { defaultSgdOptions, SGD, type SgdOptions } from './sgd.js';
 export { preprocess, type TrainStepOptions, type TrainStepResult, trainStep } from './train.js';

@@ -1,7 +1,10 @@
 import { CompressError, type Rng } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { Act } from '../nn/activation.js';
+import { Conv2d } from '../nn/conv.js';
 import type { GraphBuilder } from '../nn/graph.js';
-import { Act, Chain, Conv2d, Flatten, Linear, MaxPool2d, Module, Sequential } from '../nn/module.js';
+import { Flatten, Linear, MaxPool2d } from '../nn/layers.js';
+import { Chain, Module, Sequential } from '../nn/module.js';
 
 /**
  * nn.AdaptiveAvgPool2d((s, s)) for the one input size the network was built for, where the

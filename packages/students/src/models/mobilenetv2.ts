@@ -1,7 +1,9 @@
 import type { Rng } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { ConvBN } from '../nn/batchnorm.js';
 import type { GraphBuilder } from '../nn/graph.js';
-import { Chain, ConvBN, GlobalAvgPool, Module, type Named, Sequential } from '../nn/module.js';
+import { GlobalAvgPool } from '../nn/layers.js';
+import { Chain, Module, type Named, Sequential } from '../nn/module.js';
 
 // torchvision MobileNetV2 initialisation: conv kaiming_normal_(fan_out), BN 1/0.
 const convInit = { kind: 'kaiming-normal-fan-out' } as const;

@@ -1,17 +1,10 @@
 import type { Rng } from '@compress/core';
 import type * as tfc from '@tensorflow/tfjs-core';
+import { addRelu } from '../nn/activation.js';
+import { ConvBN } from '../nn/batchnorm.js';
 import type { GraphBuilder } from '../nn/graph.js';
-import {
-  addRelu,
-  Chain,
-  ConvBN,
-  GlobalAvgPool,
-  Linear,
-  MaxPool2d,
-  Module,
-  type Named,
-  Sequential,
-} from '../nn/module.js';
+import { GlobalAvgPool, Linear, MaxPool2d } from '../nn/layers.js';
+import { Chain, Module, type Named, Sequential } from '../nn/module.js';
 
 // torchvision ResNet initialisation: conv kaiming_normal_(fan_out, relu), BN weight 1 / bias 0
 // (BatchNorm2d's own defaults), no zero-init of the last BN in each block.

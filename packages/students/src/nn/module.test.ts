@@ -4,7 +4,8 @@ import { expectClose } from '@compress/vitest-config/close';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../backend.js';
-import { addRelu, BatchNorm2d, ConvBN } from './module.js';
+import { addRelu } from './activation.js';
+import { BatchNorm2d, ConvBN } from './batchnorm.js';
 
 /** max |x| over `a`. */
 const maxAbsOf = (a: ArrayLike<number>): number => Math.max(...Array.from(a, Math.abs));
