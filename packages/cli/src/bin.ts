@@ -5,15 +5,16 @@ import { CompressError } from '@compress/core';
 import type { Protocol } from '@compress/eval';
 import { exportOnnx, loadStudent, selectBackend } from '@compress/students';
 import { cacheTeacherFeatures } from '@compress/teacher';
+import { checkWritablePlace, RunDir } from '@compress/train';
 import { Command, Option } from 'commander';
 import { methods } from './config.js';
 import { debugWanted, exitCodeHelp, exitCodes, fail } from './errors.js';
 import { type EvalSource, evaluateSource } from './evaluate.js';
 import { type ConfigFlags, resolveConfig } from './options.js';
+import { openOutputDir } from './output-dir.js';
 import { createReporter } from './progress.js';
 import { reproduce, StoppedError, tableMarkdown } from './reproduce.js';
 import { evalTransform, openSplits, openTeacher } from './resources.js';
-import { checkWritablePlace, openOutputDir, RunDir } from './run-dir.js';
 import { train } from './train.js';
 
 // Whatever escapes every await (an exception in a callback, a rejection nobody awaited) is still

@@ -1,12 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { CompressError } from '@compress/core';
+import { methods } from '@compress/train';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
-/** What is trained: the three CompRess variants and the paper's Table 1 baselines. */
-export const methods = ['momentum', 'no-momentum', 'one-queue', 'reg', 'reg-bn', 'cc', 'supervised'] as const;
-export type Method = (typeof methods)[number];
+export { type Method, methods } from '@compress/train';
 export const presets = ['fashion-mnist', 'imagenet'] as const;
 export type PresetName = (typeof presets)[number];
 export const budgets = ['quick', 'full'] as const;

@@ -9,8 +9,8 @@ import {
 } from '@compress/eval';
 import { createStudent, loadStudent, type Student, selectBackend } from '@compress/students';
 import { CachedTeacher, CheckedTeacher } from '@compress/teacher';
+import { studentExtractor } from '@compress/train';
 import type { Config } from './config.js';
-import { studentExtractor } from './extractors.js';
 import type { Reporter } from './progress.js';
 import { evalTransform, type Splits, subsetDataset, subsetIndices } from './resources.js';
 

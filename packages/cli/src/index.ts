@@ -1,3 +1,13 @@
+// The trainer's pieces now live in @compress/train; re-exported for existing users.
+export {
+  createObjective,
+  type Objective,
+  type ObjectiveContext,
+  RunDir,
+  readStateFile,
+  studentExtractor,
+  writeStateFile,
+} from '@compress/train';
 export {
   type Budget,
   budgets,
@@ -12,8 +22,6 @@ export {
   validateConfig,
 } from './config.js';
 export { type EvalSource, type EvaluateOptions, evaluateSource } from './evaluate.js';
-export { studentExtractor } from './extractors.js';
-export { createObjective, type Objective, type ObjectiveContext } from './objective.js';
 export { type ConfigFlags, parseNormalize, resolveConfig } from './options.js';
 export { presetConfig } from './presets.js';
 export { createReporter, type Reporter } from './progress.js';
@@ -35,6 +43,4 @@ export {
   subsetIndices,
   trainTransform,
 } from './resources.js';
-export { RunDir } from './run-dir.js';
-export { readStateFile, writeStateFile } from './state-file.js';
 export { clusterPseudoLabels, learningRate, type TrainOptions, type TrainResult, train } from './train.js';

@@ -9,13 +9,12 @@ import {
   saveCheckpoint,
   selectBackend,
 } from '@compress/students';
+import { RunDir, readStateFile, writeStateFile } from '@compress/train';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from './config.js';
 import { evaluateSource } from './evaluate.js';
 import type { Reporter } from './progress.js';
 import type { Splits } from './resources.js';
-import { RunDir } from './run-dir.js';
-import { readStateFile, writeStateFile } from './state-file.js';
 
 const silent: Reporter = { info: () => {}, progress: () => {}, done: () => {} };
 

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { type Teacher, writeFileAtomic } from '@compress/core';
 import { barChartPng, type EvaluationReport, lineChartPng } from '@compress/eval';
+import { RunDir } from '@compress/train';
 import type { Config, Method } from './config.js';
 import { type EvalSource, evaluateSource } from './evaluate.js';
 import type { Reporter } from './progress.js';
 import { openSplits, openTeacher, type Splits } from './resources.js';
-import { RunDir } from './run-dir.js';
 import { clusterPseudoLabels, type TrainResult, train } from './train.js';
 
 /** A row of the paper's Table 1, in percent. */

@@ -1,7 +1,7 @@
 import { access, open } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { CompressError, type Dataset, Rng, type Teacher } from '@compress/core';
+import { CompressError, type Dataset, type Teacher } from '@compress/core';
 import {
   centerCrop,
   checkSplitClasses,
@@ -16,6 +16,8 @@ import {
 } from '@compress/data';
 import { CachedTeacher, checkedTeacher, createFashionMnistTeacher, OnnxTeacher } from '@compress/teacher';
 import type { Config } from './config.js';
+
+export { subsetDataset, subsetIndices } from '@compress/train';
 
 export interface Splits {
   train: Dataset;
@@ -92,33 +94,6 @@ export function evalTransform(config: Config, dataset: Dataset): EvalTransform |
   if (shape && shape[0] === size && shape[1] === size) return null;
   const side = Math.round(size / 0.875);
   return { transform: compose([resize(side), centerCrop(size)]), id: `resize-${side}-center-crop-${size}` };
-}
-
-/** A seeded subset of `n` dataset indices (sorted), or null for the whole dataset. */
-export function subsetIndices(
-  length: number,
-  n: number | undefined,
-  seed: number,
-  purpose: string,
-): Int32Array | null {
-  if (n === undefined || n >= length) return null;
-  return new Rng(seed).fork(purpose).permutation(length).slice(0, n).sort();
-}
-
-/** A dataset restricted to some of its indices (for evaluation on a subset). */
-export function subsetDataset(dataset: Dataset, indices: Int32Array | null): Dataset {
-  if (!indices) return dataset;
-  return {
-    name: `${dataset.name}[${indices.length}]`,
-    length: indices.length,
-    classes: dataset.classes,
-    imageShape: dataset.imageShape,
-    fingerprint: `${dataset.fingerprint}/subset:${indices.length}`,
-    get: async (i: number) => {
-      const s = await dataset.get(indices[i]!);
-      return { ...s, index: i };
-    },
-  };
 }
 
 async function isFeatureCache(path: string): Promise<boolean> {

@@ -3,12 +3,12 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStudent, exportOnnx, selectBackend } from '@compress/students';
+import { RunDir } from '@compress/train';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from './config.js';
 import { presetConfig } from './presets.js';
 import type { Reporter } from './progress.js';
-import { RunDir } from './run-dir.js';
 import { train } from './train.js';
 
 const silent: Reporter = { info: () => {}, progress: () => {}, done: () => {} };

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packagesDir, readmeExample, run } from './workspace.js';
 
-const packed = ['core', 'data', 'cluster', 'losses', 'teacher'];
+const packed = ['core', 'data', 'cluster', 'losses', 'teacher', 'students', 'eval', 'train'];
+/** The packed packages whose README example runs here (the others are installed as dependencies). */
+const examples = ['data', 'cluster', 'losses', 'teacher', 'train'];
 let app: string;
 
 beforeAll(async () => {
@@ -39,7 +41,7 @@ beforeAll(async () => {
 }, 600_000);
 
 describe('packed tarballs installed outside the workspace', () => {
-  for (const name of packed.filter((n) => n !== 'core')) {
+  for (const name of examples) {
     it(`@compress/${name} runs its README example`, async () => {
       const file = join(app, `${name}-example.mjs`);
       await writeFile(file, readmeExample(name)!);

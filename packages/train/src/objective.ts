@@ -3,7 +3,7 @@ import type { LoaderBatch } from '@compress/data';
 import { ClusterClassifier, CompressLoss, RegBnLoss, RegLoss } from '@compress/losses';
 import { KeyEncoder, type Student } from '@compress/students';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Config, Method } from './config.js';
+import type { LossOptions, Method } from './options.js';
 
 /** What one training method needs from the loop: its loss, its variables, its state. */
 export interface Objective {
@@ -29,7 +29,11 @@ export interface Objective {
 }
 
 export interface ObjectiveContext {
-  config: Config;
+  /** Seed of the queues' and heads' initial values. */
+  seed: number;
+  loss: LossOptions;
+  /** Images per step (the queue-size rule compares K with it). */
+  batchSize: number;
   student: Student;
   teacherDim: number;
   /** Images the training visits (the queue-size rule compares K with it). */
@@ -51,19 +55,19 @@ class CompressObjective implements Objective {
     readonly method: 'momentum' | 'no-momentum' | 'one-queue',
     ctx: ObjectiveContext,
   ) {
-    const { config, student } = ctx;
+    const { loss, student } = ctx;
     this.loss_ = new CompressLoss({
       variant: method,
       teacherDim: ctx.teacherDim,
       studentDim: student.spec.featureDim,
-      queueSize: config.loss.queueSize,
-      temperature: config.loss.temperature,
-      seed: config.seed,
-      batchSize: config.optim.batchSize,
+      queueSize: loss.queueSize,
+      temperature: loss.temperature,
+      seed: ctx.seed,
+      batchSize: ctx.batchSize,
       datasetSize: ctx.trainSize,
       onWarning: ctx.warn,
     });
-    this.encoder = method === 'momentum' ? KeyEncoder.of(student, config.loss.keyMomentum) : null;
+    this.encoder = method === 'momentum' ? KeyEncoder.of(student, loss.keyMomentum) : null;
     this.key = this.encoder?.model ?? null;
   }
 
@@ -120,7 +124,7 @@ class RegObjective implements Objective {
     const options = {
       teacherDim: ctx.teacherDim,
       studentDim: ctx.student.spec.featureDim,
-      seed: ctx.config.seed,
+      seed: ctx.seed,
     };
     this.reg = method === 'reg-bn' ? new RegBnLoss(options) : new RegLoss(options);
   }
@@ -169,11 +173,11 @@ class ClassifierObjective implements Objective {
     ctx: ObjectiveContext,
     private readonly pseudoLabels: Int32Array | null,
   ) {
-    const clusters = method === 'cc' ? ctx.config.loss.ccClusters : ctx.numClasses;
+    const clusters = method === 'cc' ? ctx.loss.ccClusters : ctx.numClasses;
     this.classifier = new ClusterClassifier({
       studentDim: ctx.student.spec.featureDim,
       clusters,
-      seed: ctx.config.seed,
+      seed: ctx.seed,
     });
   }
 

@@ -143,7 +143,7 @@ describe('state files: checksums', () => {
     // a later version is refused as such
     await writeFile(join(dir, 'v3.bin'), Buffer.concat([Buffer.from('CMPRSST3'), good.subarray(8)]));
     await expect(readStateFile(join(dir, 'v3.bin'))).rejects.toThrow(
-      'a compress state file of version 3, this version of @compress/cli reads versions 1 and 2',
+      'a compress state file of version 3, this version of @compress/train reads versions 1 and 2',
     );
   });
 });

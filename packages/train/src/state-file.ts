@@ -77,7 +77,7 @@ export async function readStateFile<T>(path: string): Promise<T> {
     if (magic.startsWith(MAGIC_STEM) && /^[3-9]$/.test(magic[7]!)) {
       throw new CompressError(
         'UNSUPPORTED',
-        `${path}: a compress state file of version ${magic[7]}, this version of @compress/cli reads versions 1 and 2`,
+        `${path}: a compress state file of version ${magic[7]}, this version of @compress/train reads versions 1 and 2`,
         { input: path },
       );
     }
