@@ -5,6 +5,7 @@ import {
   type ProgressListener,
   Rng,
 } from '@compress/core';
+import { SGD, stepLearningRate } from '@compress/students';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertEveryClassPresent, checkLabels, countClasses } from './labels.js';
 
@@ -98,12 +99,6 @@ export class FullBatchNorm {
   }
 }
 
-function lrAt(epoch: number, lr: number, milestones: number[], gamma: number): number {
-  let f = lr;
-  for (const m of milestones) if (epoch >= m) f *= gamma;
-  return f;
-}
-
 /** Top-1 and top-5 of a linear classifier W (C×D, row-major) + b on `x`. */
 function evaluate(w: tf.Tensor2D, b: tf.Tensor1D, x: FeatureMatrix, y: Int32Array, numClasses: number) {
   let c1 = 0;
@@ -193,10 +188,14 @@ export async function linearProbe(
 
   // nn.Linear init: U(−1/√D, 1/√D) for weight and bias. W is kept as C×D.
   const bound = 1 / Math.sqrt(dim);
-  let w = tf.tensor2d(rng.fillUniform(new Float32Array(numClasses * dim), -bound, bound), [numClasses, dim]);
-  let b = tf.tensor1d(rng.fillUniform(new Float32Array(numClasses), -bound, bound));
-  let vw: tf.Tensor2D | null = null;
-  let vb: tf.Tensor1D | null = null;
+  const w = tf.variable(
+    tf.tensor2d(rng.fillUniform(new Float32Array(numClasses * dim), -bound, bound), [numClasses, dim]),
+  ) as tf.Variable<tf.Rank.R2>;
+  const b = tf.variable(
+    tf.tensor1d(rng.fillUniform(new Float32Array(numClasses), -bound, bound)),
+  ) as tf.Variable<tf.Rank.R1>;
+  // torch.optim.SGD with momentum and weight decay, the optimizer that trains the students too
+  const sgd = new SGD({ lr, momentum, weightDecay });
 
   const history: LinearProbeEpoch[] = [];
   const batch = new Float32Array(batchSize * dim);
@@ -212,7 +211,8 @@ export async function linearProbe(
       }
       xTrain = norm.apply(first);
     }
-    const rate = lrAt(epoch, lr, milestones, gamma);
+    const rate = stepLearningRate({ lr, milestones, gamma }, epoch);
+    sgd.lr = rate;
     const order = rng.permutation(rows);
     let lossSum = 0;
     for (let start = 0; start < rows; start += batchSize) {
@@ -223,27 +223,24 @@ export async function linearProbe(
         batch.set(xTrain.data.subarray(i * dim, (i + 1) * dim), r * dim);
         onehot[r * numClasses + yTrain[i]!] = 1;
       }
-      const [nw, nb, nvw, nvb, loss] = tf.tidy(() => {
+      const [gw, gb, loss] = tf.tidy(() => {
         const xb = tf.tensor2d(batch.subarray(0, n * dim), [n, dim]); // B×D
         const yb = tf.tensor2d(onehot, [n, numClasses]); // B×C
         const logits = tf.add(tf.matMul(xb, tf.transpose(w)), b); // B×C (W is small: explicit transpose)
         const logp = tf.logSoftmax(logits);
         const loss = tf.div(tf.neg(tf.sum(tf.mul(yb, logp))), n);
         const g = tf.div(tf.sub(tf.exp(logp), yb), n); // dL/dlogits: B×C
-        const gw = tf.add(tf.matMul(tf.transpose(g), xb), tf.mul(weightDecay, w)); // C×D
-        const gb = tf.add(tf.sum(g, 0), tf.mul(weightDecay, b)); // C
-        const mw = vw === null ? gw : tf.add(tf.mul(momentum, vw), gw);
-        const mb = vb === null ? gb : tf.add(tf.mul(momentum, vb), gb);
-        return [tf.sub(w, tf.mul(rate, mw)), tf.sub(b, tf.mul(rate, mb)), mw, mb, loss] as const;
+        return [tf.matMul(tf.transpose(g), xb), tf.sum(g, 0), loss] as const; // C×D, C
       });
-      w.dispose();
-      b.dispose();
-      vw?.dispose();
-      vb?.dispose();
-      w = nw as tf.Tensor2D;
-      b = nb as tf.Tensor1D;
-      vw = nvw as tf.Tensor2D;
-      vb = nvb as tf.Tensor1D;
+      sgd.step(
+        [w, b],
+        new Map<tf.Variable, tf.Tensor>([
+          [w, gw],
+          [b, gb],
+        ]),
+      );
+      gw.dispose();
+      gb.dispose();
       lossSum += (await loss.data())[0]! * n;
       loss.dispose();
     }
@@ -260,8 +257,7 @@ export async function linearProbe(
   }
   w.dispose();
   b.dispose();
-  vw?.dispose();
-  vb?.dispose();
+  sgd.dispose();
   let best = history[0]!;
   for (const h of history) if (h.top1 > best.top1) best = h;
   return {

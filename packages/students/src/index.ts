@@ -31,5 +31,5 @@ export { type Init, initValues } from './nn/init.js';
 export { Flatten, GlobalAvgPool, Linear, type LinearOptions, MaxPool2d } from './nn/layers.js';
 export { Chain, Module, type Named, Sequential } from './nn/module.js';
 export { type ExportOnnxOptions, exportOnnx, toOnnx } from './onnx/export.js';
-export { defaultSgdOptions, SGD, type SgdOptions } from './sgd.js';
+export { defaultSgdOptions, SGD, type SgdOptions, stepLearningRate } from './sgd.js';
 export { preprocess, type TrainStepOptions, type TrainStepResult, trainStep } from './train.js';

@@ -10,6 +10,20 @@ export interface SgdOptions {
   weightDecay?: number;
 }
 
+/**
+ * The paper's step learning-rate schedule (its `adjust_learning_rate`): `lr × gamma^k` in epoch
+ * `epoch` (0-based), k the number of milestones ≤ epoch. The one schedule of compress: students'
+ * training and the linear probe both use it.
+ */
+export function stepLearningRate(
+  schedule: { lr: number; milestones: readonly number[]; gamma: number },
+  epoch: number,
+): number {
+  let lr = schedule.lr;
+  for (const m of schedule.milestones) if (epoch >= m) lr *= schedule.gamma;
+  return lr;
+}
+
 export const defaultSgdOptions: Required<SgdOptions> = { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 };
 
 /**

@@ -7,7 +7,8 @@ export {
 } from './cache-features.js';
 export type { CacheDtype } from './cache-format.js';
 export { CachedTeacher, type CachedTeacherOptions } from './cached-teacher.js';
-export { CheckedTeacher, type CheckedTeacherOptions, checkedTeacher } from './checked-teacher.js';
+// moved to @compress/core (the trainer checks every teacher too); still exported here
+export { CheckedTeacher, type CheckedTeacherOptions, checkedTeacher } from '@compress/core';
 export { IMAGENET, type InputLayout, type Normalization } from './layout.js';
 export {
   type ChannelMode,

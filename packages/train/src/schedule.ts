@@ -1,3 +1,4 @@
+import { stepLearningRate } from '@compress/students';
 import type { OptimOptions } from './options.js';
 
 /** The learning rate of an epoch: lr × gamma^(milestones passed) (the paper's step schedule). */
@@ -5,7 +6,5 @@ export function learningRate(
   optim: Pick<OptimOptions, 'lr' | 'milestones' | 'gamma'>,
   epoch: number,
 ): number {
-  let lr = optim.lr;
-  for (const m of optim.milestones) if (epoch >= m) lr *= optim.gamma;
-  return lr;
+  return stepLearningRate(optim, epoch);
 }

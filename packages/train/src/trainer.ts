@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import {
+  CheckedTeacher,
   CompressError,
+  checkedTeacher,
   type Dataset,
   type FeatureMatrix,
   type ProgressListener,
@@ -162,7 +164,15 @@ export class Trainer {
     const log = options.log ?? (() => {});
     const { dataset } = options;
     const usesTeacher = method !== 'supervised';
-    const teacher = usesTeacher ? (options.teacher ?? null) : null;
+    const given = usesTeacher ? (options.teacher ?? null) : null;
+    // Every answer of the teacher is checked (B × dim finite values) before a step uses it, so that
+    // a broken teacher is told apart from a diverging student.
+    const teacher = given
+      ? checkedTeacher(given, given instanceof CheckedTeacher ? given.name : 'teacher', {
+          ...(given instanceof CheckedTeacher && given.code ? { code: given.code } : {}),
+          zeroRows: 'refuse',
+        })
+      : given;
     if (usesTeacher && !teacher) {
       throw new CompressError('INVALID_ARGUMENT', `the ${method} method needs a teacher`, {
         input: 'teacher',

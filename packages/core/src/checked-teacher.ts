@@ -1,11 +1,6 @@
-import {
-  assertFinite,
-  CompressError,
-  type ErrorCode,
-  type FeatureMatrix,
-  type ImageBatch,
-  type Teacher,
-} from '@compress/core';
+import { CompressError, type ErrorCode } from './errors.js';
+import { assertFinite } from './features.js';
+import type { FeatureMatrix, ImageBatch, Teacher } from './types.js';
 
 export interface CheckedTeacherOptions {
   /**
@@ -13,6 +8,11 @@ export interface CheckedTeacherOptions {
    * module or `CORRUPT_INPUT` for a feature file; by default `SHAPE_MISMATCH` and `NON_FINITE`.
    */
   code?: ErrorCode;
+  /**
+   * 'refuse': an all-zero row is an error too (features are L2-normalised for the loss and the
+   * k-NN: a zero row has no direction). @default 'allow'
+   */
+  zeroRows?: 'allow' | 'refuse';
 }
 
 /**
@@ -46,7 +46,7 @@ export function checkedTeacher(
       { input: name },
     );
   }
-  return new CheckedTeacher(teacher, name, options.code);
+  return new CheckedTeacher(teacher, name, options.code, options.zeroRows ?? 'allow');
 }
 
 /** What {@link checkedTeacher} returns; `inner` is the teacher it checks. */
@@ -58,7 +58,8 @@ export class CheckedTeacher implements Teacher {
   constructor(
     readonly inner: Teacher,
     readonly name: string,
-    private readonly code?: ErrorCode,
+    readonly code?: ErrorCode,
+    private readonly zeroRows: 'allow' | 'refuse' = 'allow',
   ) {
     this.dim = inner.dim;
     if (inner.fingerprint !== undefined) this.fingerprint = inner.fingerprint;
@@ -99,6 +100,20 @@ export class CheckedTeacher implements Teacher {
     } catch (error) {
       if (!this.code) throw error;
       throw new CompressError(this.code, (error as Error).message, { input: name, cause: error });
+    }
+    if (this.zeroRows === 'refuse') {
+      const dim = this.dim;
+      for (let r = 0; r < rows; r++) {
+        let nonzero = false;
+        for (let j = r * dim; j < (r + 1) * dim && !nonzero; j++) nonzero = out.data[j] !== 0;
+        if (!nonzero) {
+          throw new CompressError(
+            this.code ?? 'NON_FINITE',
+            `teacher ${name} on ${which}: row ${r} (dataset index ${batch.indices[r]}) is all zeros; features are L2-normalised, and a zero row has no direction (a teacher that answers 0 for a blank crop needs a bias or another feature)`,
+            { input: name },
+          );
+        }
+      }
     }
     return out;
   }

@@ -1,7 +1,7 @@
-import type { FeatureMatrix, ImageBatch, Teacher } from '@compress/core';
-import { randomImageBatch } from '@compress/core/testing';
 import { describe, expect, it } from 'vitest';
 import { checkedTeacher } from './checked-teacher.js';
+import { randomImageBatch } from './testing.js';
+import type { FeatureMatrix, ImageBatch, Teacher } from './types.js';
 
 function teacher(embed: (b: ImageBatch) => Promise<FeatureMatrix>, dim = 4): Teacher {
   return { dim, embed, dispose: () => {} };
@@ -89,5 +89,19 @@ describe('checkedTeacher with a code of its own', () => {
       { code: 'EXTERNAL' },
     );
     await expect(short.embed(batch)).rejects.toMatchObject({ code: 'EXTERNAL' });
+  });
+});
+
+describe('checkedTeacher zeroRows', () => {
+  const zeroSecond = teacher(async (b) => {
+    const out = ones(b.shape[0], 4);
+    out.data.fill(0, 4, 8);
+    return out;
+  });
+  it("allows an all-zero row by default and refuses it with 'refuse', naming the row and the image", async () => {
+    await expect(checkedTeacher(zeroSecond, 't.mjs').embed(batch)).resolves.toMatchObject({ rows: 3 });
+    await expect(checkedTeacher(zeroSecond, 't.mjs', { zeroRows: 'refuse' }).embed(batch)).rejects.toThrow(
+      /teacher t\.mjs on batch 1 \(3 images from dataset index 10\): row 1 \(dataset index 11\) is all zeros/,
+    );
   });
 });
