@@ -51,8 +51,10 @@ export interface KMeansOptions {
    */
   maxPointsPerCentroid?: number;
   /**
-   * Threads to use: worker threads sharing one WebAssembly memory; 1 runs on the calling thread.
-   * @default os.availableParallelism() — faiss also uses every core
+   * Threads to use: worker threads sharing one WebAssembly memory (and onnxruntime's intra-op
+   * threads); 1 runs on the calling thread; 0 is one per core (`os.availableParallelism()`), as
+   * everywhere in compress.
+   * @default 0 — one per core; faiss also uses every core
    */
   threads?: number;
   /**
@@ -127,7 +129,7 @@ function resolve(x: FeatureMatrix, k: number, options: KMeansOptions, fn: string
   checkInt(k, 'k', fn, 1, x.rows, ' (the number of points)');
   checkInt(o.iterations, 'options.iterations', fn, 0, 1e9);
   checkInt(o.restarts, 'options.restarts', fn, 1, 1e6);
-  checkThreads(o.threads, fn);
+  o.threads = checkThreads(o.threads, fn);
   checkBlockBytes(o.blockBytes, fn);
   checkEngine(o.engine, fn);
   if (o.init !== 'kmeans++' && o.init !== 'random') {

@@ -1,3 +1,4 @@
+export { isCudaInstalled, type Provider } from '@compress/onnx';
 export { createFashionMnistTeacher, fashionMnistTeacherPath } from './builtin.js';
 export {
   type CacheSummary,
@@ -15,4 +16,3 @@ export {
   OnnxTeacher,
   type OnnxTeacherOptions,
 } from './onnx-teacher.js';
-export { isCudaInstalled, type Provider } from './providers.js';

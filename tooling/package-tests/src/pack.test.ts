@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packagesDir, readmeExample, run } from './workspace.js';
 
-const packed = ['core', 'data', 'cluster', 'losses', 'teacher'];
+const packed = ['core', 'onnx', 'data', 'cluster', 'losses', 'teacher'];
 let app: string;
 
 beforeAll(async () => {
