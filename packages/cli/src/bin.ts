@@ -86,7 +86,7 @@ function configOptions(cmd: Command): Command {
       ]),
     )
     .addOption(new Option('--teacher-providers <p>').choices(['auto', 'cpu', 'cuda']))
-    .option('--teacher-threads <n>', 'onnxruntime intra-op threads of an ONNX teacher (0: its choice)')
+    .option('--teacher-threads <n>', 'onnxruntime intra-op threads of an ONNX teacher (0: one per core)')
     .option(
       '--teacher-fingerprint <id>',
       'a stable name of the teacher and its settings, for a module teacher without a fingerprint',

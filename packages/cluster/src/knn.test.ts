@@ -213,8 +213,12 @@ describe.each(['wasm', 'onnxruntime'] as const)('knnSearch (engine %s)', (engine
     await expect(
       knnSearch({ rows: 3, dim: 4, data: new Float32Array(5) }, queries, 1, { engine }),
     ).rejects.toThrow('knnSearch: base: expected 3×4 = 12 values, found 5');
-    await expect(knnSearch(base, queries, 1, { engine, threads: 0 })).rejects.toThrow(
-      'knnSearch: options.threads must be an integer from 1 to 256, got 0',
+    await expect(knnSearch(base, queries, 1, { engine, threads: -1 })).rejects.toThrow(
+      'knnSearch: options.threads must be an integer from 0 (one per core) to 256, got -1',
+    );
+    // 0: one per core
+    expect((await knnSearch(base, queries, 1, { engine, threads: 0 })).indices).toEqual(
+      (await knnSearch(base, queries, 1, { engine, threads: 1 })).indices,
     );
     await expect(knnSearch(base, queries, 1, { engine: 'gpu' as 'wasm' })).rejects.toThrow(
       `knnSearch: options.engine must be one of 'auto', 'wasm', 'onnxruntime', got "gpu"`,

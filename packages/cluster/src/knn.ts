@@ -20,8 +20,10 @@ export interface KnnOptions {
    */
   metric?: Metric;
   /**
-   * Threads to use: worker threads sharing one WebAssembly memory; 1 runs on the calling thread.
-   * @default os.availableParallelism() — faiss also uses every core
+   * Threads to use: worker threads sharing one WebAssembly memory (and onnxruntime's intra-op
+   * threads); 1 runs on the calling thread; 0 is one per core (`os.availableParallelism()`), as
+   * everywhere in compress.
+   * @default 0 — one per core; faiss also uses every core
    */
   threads?: number;
   /**

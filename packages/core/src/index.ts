@@ -17,22 +17,6 @@ export {
 } from './errors.js';
 export { assertFinite, checkFeatureMatrix, featureMatrix, l2NormalizeRows } from './features.js';
 export { ioError, writeFileAtomic } from './fs.js';
-export {
-  encodeOnnxModel,
-  FLOAT as ONNX_FLOAT,
-  INT64 as ONNX_INT64,
-  type OnnxGraph,
-  type OnnxInitializer,
-  type OnnxNode,
-  type OnnxValue,
-} from './onnx-model.js';
-export {
-  loadOnnxRuntimeNative,
-  type OrtNative,
-  type OrtNativeSession,
-  type OrtNativeTensor,
-  type OrtNativeTensorCtor,
-} from './onnxruntime-native.js';
 export { hashString, Rng, type RngState } from './rng.js';
 export type {
   Dataset,

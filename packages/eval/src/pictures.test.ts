@@ -99,7 +99,8 @@ describe('pictures', () => {
     expect(heights).toHaveLength(4); // the null value draws no bar
     const full = heights[2]!; // the bar of 100 spans the plot
     const drawn = [80, 40, 100, 20];
-    heights.forEach((h, i) => expect(Math.abs(h - (drawn[i]! / 100) * full)).toBeLessThanOrEqual(1.5));
+    for (const [i, h] of heights.entries())
+      expect(Math.abs(h - (drawn[i]! / 100) * full)).toBeLessThanOrEqual(1.5);
     // A second series is drawn in its own colour beside the first, bar for bar.
     const two = await barChartPng(
       ['a', 'b'],

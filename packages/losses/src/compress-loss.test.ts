@@ -52,7 +52,7 @@ describe.each(backends)('CompressLoss invariants on %s', (backend) => {
       `CompressLoss: engine must be 'auto', 'onnxruntime', 'wasm' or 'tfjs', got "gpu"`,
     );
     expect(() => make({ teacherDim: 4, studentDim: 3, queueSize: 16, threads: -1 })).toThrow(
-      `CompressLoss: threads must be an integer from 0 (onnxruntime's choice) to 256, got -1`,
+      `CompressLoss: threads must be an integer from 0 (one per core) to 256, got -1`,
     );
     if (backend === 'cpu') {
       expect(() => make({ teacherDim: 4, studentDim: 3, queueSize: 16, engine: 'wasm' })).toThrow(

@@ -1,89 +1,21 @@
-import { freemem } from 'node:os';
 import { assertFinite, CompressError, type FeatureMatrix, Rng } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { type CompressLossOptions, type Resolved, resolve } from './compress-loss-options.js';
+import { chooseEngine } from './engines/choose.js';
 import type { LossEngine } from './engines/engine.js';
-import { OnnxLossEngine, onnxRuntimeInstalled } from './engines/onnxruntime.js';
-import { TfjsEngine, similarities as tfSimilarities } from './engines/tfjs.js';
-import { WasmEngine } from './engines/wasm.js';
-import { WasmHeap } from './engines/wasm-heap.js';
+import { similarities as tfSimilarities } from './engines/tfjs.js';
+import { rows } from './feature-rows.js';
 import { Linear } from './linear.js';
+import { normalizeBackward, normalizeRows, rowNorms } from './normalize.js';
+import { outOfMemory } from './out-of-memory.js';
 import { MemoryQueue, type MemoryQueueState } from './queue.js';
 import { checkQueueSize } from './queue-size.js';
-import { formatBytes } from './storage.js';
-import { type LossVariant, type VariantSpec, variantSpec } from './variants/spec.js';
+import { type VariantSpec, variantSpec } from './variants/spec.js';
 
-/**
- * Options of {@link CompressLoss}. Defaults are the paper's
- * ([CompRess](https://arxiv.org/abs/2010.14713), Abbasi Koohpayegani, Tejankar, Pirsiavash, NeurIPS 2020).
- */
-export interface CompressLossOptions {
-  /**
-   * Which CompRess variant.
-   * @default 'momentum' — the paper's main method ("Ours-2q"), the best in its Table 1.
-   */
-  variant?: LossVariant;
-  /** Dt, the teacher's feature dimension (2048 for a ResNet-50 teacher). */
-  teacherDim: number;
-  /** Ds, the student's feature dimension (its output, before any one-queue head). */
-  studentDim: number;
-  /**
-   * K, the number of anchors in each queue.
-   * @default 128000 — the paper's; its ablation shows nearest-neighbour accuracy rising with K up to there.
-   */
-  queueSize?: number;
-  /**
-   * T, the softmax temperature of both similarity distributions.
-   * @default 0.04 — the best of {0.02, 0.04, 0.07, 0.1, 1.0} in the paper's ablation.
-   */
-  temperature?: number;
-  /** Seed of the initial queues and head (`number | string`). @default 0 */
-  seed?: number | string;
-  /**
-   * Largest batch B: the per-step memory is reserved for it up front, so a run that cannot fit fails
-   * before training. Larger batches later reserve more.
-   * @default 256 — the paper's batch size.
-   */
-  batchSize?: number;
-  /**
-   * N, the number of training images, when known: K ≥ N is refused and K > N/2 warned about
-   * (see {@link checkQueueSize}). @default undefined (not checked)
-   */
-  datasetSize?: number;
-  /**
-   * `onnxruntime` runs the whole loss step as one native graph on onnxruntime-node (an optional
-   * peer dependency; several times faster than the others); `wasm` reads queues in place on the
-   * tfjs wasm backend; `tfjs` uses tfjs ops on any backend.
-   * @default 'auto' — `onnxruntime` when onnxruntime-node is installed, else `wasm` when the active
-   * backend is wasm, else `tfjs`.
-   */
-  engine?: 'auto' | 'wasm' | 'tfjs' | 'onnxruntime';
-  /** Intra-op threads of the `onnxruntime` engine. @default 0 — onnxruntime's choice (every core) */
-  threads?: number;
-  /** Receives warnings (e.g. about the queue size). @default console.warn */
-  onWarning?: (message: string) => void;
-  /** Start from given values instead of random ones (all optional; K·D row-major, W: Ds×Dt). */
-  initial?: {
-    teacherQueue?: Float32Array;
-    studentQueue?: Float32Array;
-    pointer?: number;
-    headWeight?: Float32Array;
-    headBias?: Float32Array;
-  };
-}
-
-/** The defaults of {@link CompressLossOptions}. */
-export const defaultCompressLossOptions = {
-  variant: 'momentum',
-  queueSize: 128000,
-  temperature: 0.04,
-  seed: 0,
-  batchSize: 256,
-  engine: 'auto',
-  threads: 0,
-} as const satisfies Partial<CompressLossOptions>;
-
-type Resolved = Required<Omit<CompressLossOptions, 'datasetSize' | 'initial' | 'onWarning'>> &
-  Pick<CompressLossOptions, 'datasetSize'>;
+export {
+  type CompressLossOptions,
+  defaultCompressLossOptions,
+} from './compress-loss-options.js';
 
 /** Similarities of one batch against the current queues (for inspection and tests), each B×K row-major. */
 export interface Similarities {
@@ -249,7 +181,8 @@ export class CompressLoss {
       const dh = hT.shape[1]!;
       const hv = hT.dataSync() as Float32Array;
       // sn = h / ‖h‖₂ per row (the paper's Normalize, no epsilon).
-      const { sn, norms } = normalize(hv, dh);
+      const sn = normalizeRows(hv, dh);
+      const norms = rowNorms(hv, dh);
       this.checkFinite(
         sn,
         batch,
@@ -319,7 +252,7 @@ export class CompressLoss {
   similarities(teacher: Features, student: tf.Tensor2D, key?: Features): Similarities {
     const { batch, tn } = this.prepare(teacher, student, key);
     const h = this.head === null ? student : this.head.apply(student);
-    const { sn } = normalize(h.dataSync() as Float32Array, h.shape[1]);
+    const sn = normalizeRows(h.dataSync() as Float32Array, h.shape[1]);
     if (h !== student) h.dispose();
     const out = tf.tidy(() => {
       const s = tfSimilarities(
@@ -468,162 +401,4 @@ export class CompressLoss {
       throw e;
     }
   }
-}
-
-function resolve(options: CompressLossOptions): Resolved {
-  if (options === null || typeof options !== 'object') {
-    throw new CompressError('INVALID_ARGUMENT', 'CompressLoss needs an options object', { input: 'options' });
-  }
-  const o: Resolved = {
-    variant: options.variant ?? defaultCompressLossOptions.variant,
-    teacherDim: options.teacherDim,
-    studentDim: options.studentDim,
-    queueSize: options.queueSize ?? defaultCompressLossOptions.queueSize,
-    temperature: options.temperature ?? defaultCompressLossOptions.temperature,
-    seed: options.seed ?? defaultCompressLossOptions.seed,
-    batchSize: options.batchSize ?? defaultCompressLossOptions.batchSize,
-    engine: options.engine ?? defaultCompressLossOptions.engine,
-    threads: options.threads ?? defaultCompressLossOptions.threads,
-    datasetSize: options.datasetSize,
-  };
-  variantSpec(o.variant);
-  for (const k of ['teacherDim', 'studentDim', 'queueSize', 'batchSize'] as const) {
-    if (!Number.isInteger(o[k]) || o[k] < 1) {
-      throw new CompressError(
-        'INVALID_ARGUMENT',
-        `CompressLoss: ${k} must be a positive integer, got ${o[k]}`,
-        {
-          input: k,
-        },
-      );
-    }
-  }
-  if (!(o.temperature > 0) || !Number.isFinite(o.temperature)) {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `CompressLoss: temperature must be a positive number, got ${o.temperature}`,
-      {
-        input: 'temperature',
-      },
-    );
-  }
-  if (!Number.isInteger(o.threads) || o.threads < 0 || o.threads > 256) {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `CompressLoss: threads must be an integer from 0 (onnxruntime's choice) to 256, got ${o.threads}`,
-      { input: 'threads' },
-    );
-  }
-  if (!['auto', 'wasm', 'tfjs', 'onnxruntime'].includes(o.engine)) {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `CompressLoss: engine must be 'auto', 'onnxruntime', 'wasm' or 'tfjs', got ${JSON.stringify(o.engine)}`,
-      {
-        input: 'engine',
-      },
-    );
-  }
-  return o;
-}
-
-function chooseEngine(choice: Resolved['engine'], threads: number): LossEngine {
-  if (choice === 'tfjs') return new TfjsEngine();
-  if (choice === 'onnxruntime' || (choice === 'auto' && onnxRuntimeInstalled()))
-    return OnnxLossEngine.create(threads);
-  const heap = tf.getBackend() === 'wasm' ? WasmHeap.of(tf.backend()) : null;
-  if (heap !== null) return new WasmEngine(heap);
-  if (choice === 'wasm') {
-    throw new CompressError(
-      'BACKEND_UNAVAILABLE',
-      `CompressLoss: engine 'wasm' needs the tfjs wasm backend (@tensorflow/tfjs-backend-wasm 4.x) to be active, found backend '${tf.getBackend()}'; call tf.setBackend('wasm') first or use engine 'auto'`,
-      { input: 'engine' },
-    );
-  }
-  return new TfjsEngine();
-}
-
-function outOfMemory(o: Resolved, qDim: number, engine: LossEngine, cause: CompressError): CompressError {
-  const B = o.batchSize;
-  const wasm = engine.name === 'wasm';
-  const bp = (B + 3) & ~3; // the wasm engine pads the batch to the SIMD width
-  const dim = Math.max(o.teacherDim, o.studentDim);
-  // Bytes per queue row: the queues, and the step's K×B matrices (three on wasm, ~ten on onnxruntime).
-  const perRow =
-    4 * (o.teacherDim + qDim) +
-    (wasm ? 12 * bp : engine.name === 'onnxruntime' ? OnnxLossEngine.workspaceBytes(B, 1) : 0);
-  const need = o.queueSize * perRow + (wasm ? 8 * dim * bp : 0);
-  let fits = '';
-  if (engine.name === 'onnxruntime') {
-    const perRowNative = 4 * (o.teacherDim + qDim) + OnnxLossEngine.workspaceBytes(B, 1);
-    fits = `; about K = ${Math.floor((freemem() * 0.9) / perRowNative)} would fit the memory free now (${formatBytes(freemem())})`;
-  }
-  const heap = wasm ? WasmHeap.of(tf.backend()) : null;
-  if (heap !== null) {
-    // What the heap can still grow by (free blocks inside it may add a little).
-    const room = Math.max(heap.heapMax - heap.heapSize, 0);
-    fits = `; about K = ${Math.floor((room * 0.9) / perRow)} would fit the room left (${formatBytes(room)})`;
-  }
-  return new CompressError(
-    'OUT_OF_MEMORY',
-    `CompressLoss: queues of K = ${o.queueSize} rows (teacher ${o.teacherDim} + student ${qDim} dims) and the step workspace for B = ${B} need ${formatBytes(need)} on the ${engine.name} engine, which does not fit (${cause.message})${fits}`,
-    { input: 'queueSize', cause },
-  );
-}
-
-function rows(x: Features, batch: number, dim: number, name: string, step: number): Float32Array {
-  if (x instanceof tf.Tensor) {
-    if (x.rank !== 2 || x.shape[0] !== batch || x.shape[1] !== dim) {
-      throw new CompressError(
-        'SHAPE_MISMATCH',
-        `CompressLoss step ${step}: ${name} must be ${batch}×${dim} (B×D), found shape [${x.shape}]`,
-        { input: name },
-      );
-    }
-    return x.dataSync() as Float32Array;
-  }
-  if (x === null || typeof x !== 'object' || !(x.data instanceof Float32Array)) {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `CompressLoss step ${step}: ${name} must be a FeatureMatrix or a tensor, found ${x === null ? 'null' : typeof x}`,
-      { input: name },
-    );
-  }
-  if (x.rows !== batch || x.dim !== dim || x.data.length !== batch * dim) {
-    throw new CompressError(
-      'SHAPE_MISMATCH',
-      `CompressLoss step ${step}: ${name} must be ${batch}×${dim} (B×D), found ${x.rows}×${x.dim} with ${x.data.length} values`,
-      { input: name },
-    );
-  }
-  return x.data;
-}
-
-function normalizeRows(x: Float32Array, dim: number): Float32Array {
-  return normalize(x, dim).sn;
-}
-
-/** x / ‖x‖₂ per row, in double precision, without epsilon (a zero row gives NaN, caught by the caller). */
-function normalize(x: Float32Array, dim: number): { sn: Float32Array; norms: Float64Array } {
-  const sn = new Float32Array(x.length);
-  const norms = new Float64Array(x.length / dim);
-  for (let r = 0, o = 0; o < x.length; r++, o += dim) {
-    let s = 0;
-    for (let j = 0; j < dim; j++) s += x[o + j]! * x[o + j]!;
-    const n = Math.sqrt(s);
-    norms[r] = n;
-    for (let j = 0; j < dim; j++) sn[o + j] = x[o + j]! / n;
-  }
-  return { sn, norms };
-}
-
-/** Gradient through x ↦ x/‖x‖: (g − (g·u) u) / ‖x‖ per row, u = x/‖x‖. */
-function normalizeBackward(g: Float32Array, u: Float32Array, norms: Float64Array, dim: number): Float32Array {
-  const out = new Float32Array(g.length);
-  for (let r = 0, o = 0; o < g.length; r++, o += dim) {
-    let dot = 0;
-    for (let j = 0; j < dim; j++) dot += g[o + j]! * u[o + j]!;
-    const inv = 1 / norms[r]!;
-    for (let j = 0; j < dim; j++) out[o + j] = (g[o + j]! - dot * u[o + j]!) * inv;
-  }
-  return out;
 }

@@ -1,3 +1,6 @@
+// moved to @compress/core (the trainer checks every teacher too); still exported here
+export { CheckedTeacher, type CheckedTeacherOptions, checkedTeacher } from '@compress/core';
+export { isCudaInstalled, type Provider } from '@compress/onnx';
 export { createFashionMnistTeacher, fashionMnistTeacherPath } from './builtin.js';
 export {
   type CacheSummary,
@@ -7,8 +10,6 @@ export {
 } from './cache-features.js';
 export type { CacheDtype } from './cache-format.js';
 export { CachedTeacher, type CachedTeacherOptions } from './cached-teacher.js';
-// moved to @compress/core (the trainer checks every teacher too); still exported here
-export { CheckedTeacher, type CheckedTeacherOptions, checkedTeacher } from '@compress/core';
 export { IMAGENET, type InputLayout, type Normalization } from './layout.js';
 export {
   type ChannelMode,
@@ -16,4 +17,3 @@ export {
   OnnxTeacher,
   type OnnxTeacherOptions,
 } from './onnx-teacher.js';
-export { isCudaInstalled, type Provider } from './providers.js';

@@ -1,7 +1,8 @@
 /**
- * Builds small ONNX models in memory for tests (a minimal protobuf writer for the few ModelProto
- * fields a graph needs), so tests run real onnxruntime sessions without checked-in model files.
+ * Builds small ONNX models in memory for tests (with @compress/onnx's model writer), so tests run
+ * real onnxruntime sessions without checked-in model files.
  */
+import { encodeOnnxModel, FLOAT, INT64, type OnnxNode } from '@compress/onnx';
 
 type Dim = number | string;
 
@@ -36,103 +37,42 @@ export interface GraphSpec {
   opset?: number;
 }
 
-class Writer {
-  bytes: number[] = [];
-  varint(v: number | bigint): this {
-    let x = BigInt.asUintN(64, BigInt(v));
-    do {
-      let b = Number(x & 0x7fn);
-      x >>= 7n;
-      if (x !== 0n) b |= 0x80;
-      this.bytes.push(b);
-    } while (x !== 0n);
-    return this;
-  }
-  tag(field: number, wire: number): this {
-    return this.varint((field << 3) | wire);
-  }
-  int(field: number, v: number): this {
-    return this.tag(field, 0).varint(v);
-  }
-  float(field: number, v: number): this {
-    this.tag(field, 5);
-    const b = new Uint8Array(new Float32Array([v]).buffer);
-    this.bytes.push(...b);
-    return this;
-  }
-  bytesField(field: number, data: Uint8Array | number[]): this {
-    this.tag(field, 2).varint(data.length);
-    for (const b of data) this.bytes.push(b);
-    return this;
-  }
-  string(field: number, s: string): this {
-    return this.bytesField(field, Array.from(new TextEncoder().encode(s)));
-  }
-  message(field: number, build: (w: Writer) => void): this {
-    const inner = new Writer();
-    build(inner);
-    return this.bytesField(field, inner.bytes);
-  }
-}
-
-function valueInfo(w: Writer, v: ValueInfo): void {
-  w.string(1, v.name);
-  w.message(2, (type) =>
-    type.message(1, (tensor) => {
-      tensor.int(1, v.type ?? 1);
-      tensor.message(2, (shape) => {
-        for (const d of v.shape) {
-          shape.message(1, (dim) => (typeof d === 'number' ? dim.int(1, d) : dim.string(2, d)));
-        }
-      });
-    }),
-  );
-}
-
-/** Serialises a graph as an ONNX model (IR version 8). */
+/** Serialises a graph as an ONNX model (IR version 8), with @compress/onnx's writer. */
 export function buildOnnxModel(spec: GraphSpec): Uint8Array {
-  const w = new Writer();
-  w.int(1, 8); // ir_version
-  w.string(2, 'compress-tests'); // producer_name
-  w.message(7, (g) => {
-    spec.nodes.forEach((node, i) => {
-      g.message(1, (n) => {
-        for (const x of node.inputs) n.string(1, x);
-        for (const x of node.outputs) n.string(2, x);
-        n.string(3, `n${i}`);
-        n.string(4, node.op);
-        for (const [name, value] of Object.entries(node.attributes ?? {})) {
-          n.message(5, (a) => {
-            a.string(1, name);
-            if (typeof value === 'number')
-              a.int(3, value).int(20, 2); // INT
-            else if (Array.isArray(value)) {
-              for (const v of value as number[]) a.int(8, v);
-              a.int(20, 7); // INTS
-            } else a.float(2, (value as { float: number }).float).int(20, 1); // FLOAT
-          });
-        }
-      });
-    });
-    g.string(2, 'g');
-    for (const init of spec.initializers ?? []) {
-      g.message(5, (t) => {
-        for (const d of init.dims) t.int(1, d);
-        t.int(2, init.type ?? 1);
-        t.string(8, init.name);
-        if ((init.type ?? 1) === 7) {
-          const raw = new Uint8Array(new BigInt64Array(init.values.map((v) => BigInt(v))).buffer);
-          t.bytesField(9, raw);
-        } else {
-          t.bytesField(9, new Uint8Array(new Float32Array(init.values).buffer));
-        }
-      });
+  const elemType = (t: number | undefined) => ((t ?? FLOAT) === INT64 ? INT64 : FLOAT);
+  const nodes: OnnxNode[] = spec.nodes.map((node, i) => {
+    const n: OnnxNode & Required<Pick<OnnxNode, 'ints' | 'floats' | 'intLists'>> = {
+      opType: node.op,
+      inputs: node.inputs,
+      outputs: node.outputs,
+      name: `n${i}`,
+      ints: {},
+      floats: {},
+      intLists: {},
+    };
+    for (const [name, value] of Object.entries(node.attributes ?? {})) {
+      if (typeof value === 'number') n.ints[name] = value;
+      else if (Array.isArray(value)) n.intLists[name] = value as number[];
+      else n.floats[name] = (value as { float: number }).float;
     }
-    for (const v of spec.inputs) g.message(11, (m) => valueInfo(m, v));
-    for (const v of spec.outputs) g.message(12, (m) => valueInfo(m, v));
+    return n;
   });
-  w.message(8, (o) => o.string(1, '').int(2, spec.opset ?? 13));
-  return new Uint8Array(w.bytes);
+  return encodeOnnxModel(
+    {
+      name: 'g',
+      opset: spec.opset ?? 13,
+      nodes,
+      inputs: spec.inputs.map((v) => ({ name: v.name, elemType: elemType(v.type), shape: v.shape })),
+      outputs: spec.outputs.map((v) => ({ name: v.name, elemType: elemType(v.type), shape: v.shape })),
+      initializers: (spec.initializers ?? []).map((t) => ({
+        name: t.name,
+        elemType: elemType(t.type),
+        dims: t.dims,
+        values: t.values,
+      })),
+    },
+    { irVersion: 8, producerName: 'compress-tests' },
+  );
 }
 
 /**

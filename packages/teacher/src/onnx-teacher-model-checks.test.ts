@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CompressError } from '@compress/core';
 import { randomImageBatch } from '@compress/core/testing';
+import { readOnnxMetadata } from '@compress/onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readOnnxMetadata } from './onnx-metadata.js';
 import { buildOnnxModel, linearTeacherModel } from './onnx-model.test-util.js';
 import { OnnxTeacher } from './onnx-teacher.js';
 

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CompressError, type ImageBatch } from '@compress/core';
 import { describeTeacher, randomImageBatch } from '@compress/core/testing';
+import { isCudaInstalled } from '@compress/onnx';
 import { expectClose } from '@compress/vitest-config/close';
 import { describe, expect, it } from 'vitest';
 import { IMAGENET } from './layout.js';
 import { buildOnnxModel, linearTeacherModel } from './onnx-model.test-util.js';
 import { OnnxTeacher } from './onnx-teacher.js';
-import { isCudaInstalled } from './providers.js';
 
 /** What the linear test model computes, from an NHWC batch: [mean_c(x̂)·W | max_c(x̂)] per image. */
 function expected(

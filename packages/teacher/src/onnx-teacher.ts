@@ -9,98 +9,33 @@ import {
   ioError,
   type Teacher,
 } from '@compress/core';
-import ort from 'onnxruntime-node';
 import {
-  IMAGENET,
-  type InputLayout,
-  type InputPlan,
-  isIdentity,
-  makePlan,
-  type Normalization,
-  toModelInput,
-} from './layout.js';
-import { readOnnxMetadata } from './onnx-metadata.js';
-import { cudaInstallHint, isCudaInstalled, type Provider } from './providers.js';
+  type OrtApi,
+  type OrtSession,
+  type OrtTensor,
+  type Provider,
+  readOnnxMetadata,
+  requireOnnxRuntime,
+} from '@compress/onnx';
+import { type InputLayout, type InputPlan, isIdentity, makePlan, toModelInput } from './layout.js';
+import { featureDim, inferLayout, type ModelInfo, modelInfo } from './model-info.js';
+import { checkNormalization } from './normalization-check.js';
+import { openSession } from './onnx-session.js';
+import {
+  defaultOnnxTeacherOptions,
+  type OnnxTeacherOptions,
+  type ResolvedOnnxTeacherOptions,
+  validateOptions,
+} from './onnx-teacher-options.js';
 
-/** How the data's channels meet the model's. */
-export type ChannelMode = 'strict' | 'gray-to-rgb';
-
-export interface OnnxTeacherOptions {
-  /**
-   * Execution providers in order of preference. `'auto'` uses CUDA where onnxruntime-node's CUDA
-   * provider is installed and starts, else the CPU, and reports its choice through `log`. Asking
-   * for `'cuda'` explicitly where it is not installed is a BACKEND_UNAVAILABLE error that says how
-   * to install it.
-   * @default 'auto'
-   */
-  providers?: 'auto' | readonly Provider[];
-  /**
-   * Layout of the model's image input. Inferred from the model's input shape when not given
-   * (a dimension of 1 or 3 right after the batch → NCHW, last → NHWC); NCHW when the shape cannot
-   * tell, as PyTorch exports are NCHW.
-   * @default inferred
-   */
-  inputLayout?: InputLayout;
-  /**
-   * Per-channel normalisation applied to the [0, 1] images before the model: `'imagenet'` for
-   * MoCo, SwAV and torchvision models; `'none'` for SimCLR and models that normalise inside (the
-   * built-in Fashion-MNIST teacher, everything tooling/teacher-export writes with
-   * `--normalize inside`, students exported by `exportOnnx` with normalisation inside); or your own
-   * `{ mean, std }` (one value, or one per model channel). Where the model's metadata says what it
-   * expects (`compress.normalization`, `compress.onnxTeacherOptions`), a normalisation on top of a
-   * model that takes [0, 1] pixels is refused, and one that differs from the metadata's is logged.
-   * @default 'none'
-   */
-  normalize?: 'none' | 'imagenet' | Normalization;
-  /**
-   * `'gray-to-rgb'` repeats a one-channel image into the 3 channels a model takes (as torchvision's
-   * `Grayscale(num_output_channels=3)`); `'strict'` requires the data to have the model's channel
-   * count.
-   * @default 'strict'
-   */
-  channels?: ChannelMode;
-  /**
-   * Images per onnxruntime run; larger batches are split. Memory grows with it; throughput barely
-   * does beyond 32 on a CPU.
-   * @default 32
-   */
-  batchSize?: number;
-  /**
-   * Intra-op threads of the session; 0 lets onnxruntime choose (one per physical core).
-   * @default 0
-   */
-  threads?: number;
-  /**
-   * The model output to use as features. Outputs of shape [B, D] or [B, D, 1, 1] are accepted.
-   * @default the model's first output
-   */
-  outputName?: string;
-  /**
-   * Receives one line saying which execution provider was chosen and why; `false` for silence.
-   * @default console.info
-   */
-  log?: ((message: string) => void) | false;
-}
-
-export const defaultOnnxTeacherOptions: Required<Omit<OnnxTeacherOptions, 'inputLayout' | 'outputName'>> = {
-  providers: 'auto',
-  normalize: 'none',
-  channels: 'strict',
-  batchSize: 32,
-  threads: 0,
-  log: (message) => console.info(message),
-};
+export { inferLayout } from './model-info.js';
+export {
+  type ChannelMode,
+  defaultOnnxTeacherOptions,
+  type OnnxTeacherOptions,
+} from './onnx-teacher-options.js';
 
 type Dim = number | string;
-
-interface ModelInfo {
-  inputName: string;
-  inputShape: readonly Dim[];
-  outputName: string;
-  outputShape: readonly Dim[];
-}
-
-const PROBE_SIZE = 224;
 
 /**
  * A teacher backed by an ONNX model on onnxruntime-node: NHWC [0, 1] batches in, features out.
@@ -131,17 +66,19 @@ export class OnnxTeacher implements Teacher {
   readonly inputLayout: InputLayout;
   /** `[H, W, C]` the model takes (null where the model leaves it free). */
   readonly modelImageShape: readonly [number | null, number | null, number | null];
-  readonly options: Readonly<Required<Omit<OnnxTeacherOptions, 'inputLayout' | 'outputName'>>>;
+  readonly options: Readonly<ResolvedOnnxTeacherOptions>;
   /** The model's `metadata_props` (key → value), empty when it has none. */
   readonly metadata: Readonly<Record<string, string>>;
 
-  #session: ort.InferenceSession | undefined;
+  readonly #ort: OrtApi;
+  #session: OrtSession | undefined;
   #plans = new Map<number, InputPlan>();
   #scratch: Float32Array | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    session: ort.InferenceSession,
+    ort: OrtApi,
+    session: OrtSession,
     info: ModelInfo,
     dim: number,
     layout: InputLayout,
@@ -149,9 +86,10 @@ export class OnnxTeacher implements Teacher {
     providerReason: string,
     fingerprint: string,
     source: string,
-    options: Required<Omit<OnnxTeacherOptions, 'inputLayout' | 'outputName'>>,
+    options: ResolvedOnnxTeacherOptions,
     metadata: Record<string, string>,
   ) {
+    this.#ort = ort;
     this.#session = session;
     this.inputName = info.inputName;
     this.outputName = info.outputName;
@@ -191,13 +129,14 @@ export class OnnxTeacher implements Teacher {
       bytes = model;
     }
 
+    const ort = await requireOnnxRuntime('OnnxTeacher');
     const { session, provider, reason } = await openSession(bytes, source, opts);
     try {
       const info = modelInfo(session, source, options.outputName, opts.batchSize);
       const metadata = readOnnxMetadata(bytes);
       checkNormalization(metadata, source, opts, options.normalize !== undefined);
       const layout = options.inputLayout ?? inferLayout(info.inputShape);
-      const dim = await featureDim(session, info, layout, source);
+      const dim = await featureDim(ort, session, info, layout, source);
       const fingerprint = fingerprintOf(bytes, {
         layout,
         normalize: opts.normalize,
@@ -205,6 +144,7 @@ export class OnnxTeacher implements Teacher {
         output: info.outputName,
       });
       const teacher = new OnnxTeacher(
+        ort,
         session,
         info,
         dim,
@@ -291,8 +231,8 @@ export class OnnxTeacher implements Teacher {
       }
       const dims =
         this.inputLayout === 'NCHW' ? [n, plan.modelChannels, h, w] : [n, h, w, plan.modelChannels];
-      const tensor = new ort.Tensor('float32', input, dims);
-      let result: ort.InferenceSession.ReturnType;
+      const tensor = new this.#ort.Tensor('float32', input, dims);
+      let result: Record<string, OrtTensor>;
       try {
         result = await session.run({ [this.inputName]: tensor }, [this.outputName]);
       } catch (error) {
@@ -301,7 +241,7 @@ export class OnnxTeacher implements Teacher {
       const output = result[this.outputName]!;
       const data = checkOutput(output, n, this.dim, this.outputName, this.source);
       out.set(data, first * this.dim);
-      output.dispose();
+      output.dispose?.();
     }
     const features = featureMatrix(b, this.dim, out, `OnnxTeacher ${this.source} output`);
     assertFinite(
@@ -356,327 +296,6 @@ export class OnnxTeacher implements Teacher {
   }
 }
 
-function validateOptions(opts: Required<Omit<OnnxTeacherOptions, 'inputLayout' | 'outputName'>>): void {
-  if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `OnnxTeacher: batchSize must be an integer ≥ 1, got ${opts.batchSize}`,
-      {
-        input: 'batchSize',
-      },
-    );
-  }
-  if (!Number.isInteger(opts.threads) || opts.threads < 0) {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `OnnxTeacher: threads must be an integer ≥ 0 (0 = onnxruntime's choice), got ${opts.threads}`,
-      { input: 'threads' },
-    );
-  }
-  if (opts.providers !== 'auto') {
-    if (!Array.isArray(opts.providers) || opts.providers.length === 0) {
-      throw new CompressError(
-        'INVALID_ARGUMENT',
-        `OnnxTeacher: providers must be 'auto' or a non-empty list of 'cuda' | 'cpu', got ${JSON.stringify(opts.providers)}`,
-        { input: 'providers' },
-      );
-    }
-    for (const p of opts.providers) {
-      if (p !== 'cuda' && p !== 'cpu') {
-        throw new CompressError(
-          'INVALID_ARGUMENT',
-          `OnnxTeacher: unknown execution provider ${JSON.stringify(p)}; expected 'cuda' or 'cpu'`,
-          { input: 'providers' },
-        );
-      }
-    }
-  }
-  if (opts.channels !== 'strict' && opts.channels !== 'gray-to-rgb') {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `OnnxTeacher: channels must be 'strict' or 'gray-to-rgb', got ${JSON.stringify(opts.channels)}`,
-      { input: 'channels' },
-    );
-  }
-}
-
-async function openSession(
-  bytes: Uint8Array,
-  source: string,
-  opts: Required<Omit<OnnxTeacherOptions, 'inputLayout' | 'outputName'>>,
-): Promise<{ session: ort.InferenceSession; provider: Provider; reason: string }> {
-  const base: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-    interOpNumThreads: 1,
-    ...(opts.threads > 0 ? { intraOpNumThreads: opts.threads } : {}),
-  };
-  const create = async (providers: readonly Provider[]) => {
-    try {
-      return await ort.InferenceSession.create(bytes, { ...base, executionProviders: [...providers] });
-    } catch (error) {
-      const message = String((error as Error)?.message ?? error);
-      if (
-        providers.includes('cuda') &&
-        /cuda|provider|\.so/i.test(message) &&
-        !/protobuf|model/i.test(message)
-      ) {
-        throw new CompressError(
-          'BACKEND_UNAVAILABLE',
-          `OnnxTeacher ${source}: onnxruntime could not start the CUDA provider: ${message}. Check the CUDA 12 and cuDNN 9 libraries (LD_LIBRARY_PATH), or use providers ['cpu']`,
-          { input: 'providers', cause: error },
-        );
-      }
-      throw new CompressError(
-        'CORRUPT_INPUT',
-        `OnnxTeacher: cannot load ${source} as an ONNX model: ${message}`,
-        { input: source, cause: error },
-      );
-    }
-  };
-
-  if (opts.providers === 'auto') {
-    if (!isCudaInstalled()) {
-      return {
-        session: await create(['cpu']),
-        provider: 'cpu',
-        reason: "providers 'auto': onnxruntime-node's CUDA provider is not installed",
-      };
-    }
-    try {
-      return {
-        session: await create(['cuda', 'cpu']),
-        provider: 'cuda',
-        reason: "providers 'auto': CUDA is installed",
-      };
-    } catch (error) {
-      if (!(error instanceof CompressError) || error.code !== 'BACKEND_UNAVAILABLE') throw error;
-      return {
-        session: await create(['cpu']),
-        provider: 'cpu',
-        reason: `providers 'auto': CUDA is installed but did not start (${error.message})`,
-      };
-    }
-  }
-  const providers = opts.providers;
-  if (providers[0] === 'cuda' && !isCudaInstalled()) {
-    throw new CompressError(
-      'BACKEND_UNAVAILABLE',
-      `OnnxTeacher ${source}: providers ${JSON.stringify(providers)} asks for CUDA, but ${cudaInstallHint()}`,
-      {
-        input: 'providers',
-      },
-    );
-  }
-  const usable = providers.filter((p) => p !== 'cuda' || isCudaInstalled());
-  const session = await create(usable);
-  const provider = usable[0]!;
-  return { session, provider, reason: `providers ${JSON.stringify(providers)}` };
-}
-
-function modelInfo(
-  session: ort.InferenceSession,
-  source: string,
-  outputName: string | undefined,
-  batchSize: number,
-): ModelInfo {
-  const inputs = session.inputMetadata;
-  if (inputs.length !== 1) {
-    throw new CompressError(
-      'UNSUPPORTED',
-      `OnnxTeacher ${source}: the model takes ${inputs.length} inputs (${session.inputNames.join(', ')}), expected one image tensor`,
-      { input: source },
-    );
-  }
-  const input = inputs[0]!;
-  if (!input.isTensor || input.type !== 'float32' || input.shape.length !== 4) {
-    const found = input.isTensor ? `${input.type} [${input.shape.join(', ')}]` : 'a non-tensor value';
-    throw new CompressError(
-      'UNSUPPORTED',
-      `OnnxTeacher ${source}: input '${input.name}' is ${found}, expected a float32 image tensor of rank 4 (NCHW or NHWC)`,
-      { input: source },
-    );
-  }
-  const batch = input.shape[0];
-  if (typeof batch === 'number' && batch > 0) {
-    const out = outputName ?? session.outputNames[0] ?? 'features';
-    throw new CompressError(
-      'UNSUPPORTED',
-      `OnnxTeacher ${source}: input '${input.name}' has a fixed batch size of ${batch} (shape [${input.shape.join(', ')}]), ` +
-        `expected a dynamic batch dimension: batches of up to ${batchSize} images (batchSize) are run, the last one of an epoch smaller. ` +
-        `Re-export the model with a dynamic batch axis: torch.onnx.export(model, x, '${source === '<bytes>' ? 'teacher.onnx' : source}', ` +
-        `input_names=['${input.name}'], output_names=['${out}'], dynamic_axes={'${input.name}': {0: 'batch'}, '${out}': {0: 'batch'}}), ` +
-        `or with tooling/teacher-export (python3 tooling/teacher-export/export_teacher.py --format moco|simclr|swav|torchvision --checkpoint <checkpoint> --out <model.onnx>), whose batch axis is dynamic`,
-      { input: source },
-    );
-  }
-  const name = outputName ?? session.outputNames[0];
-  const output = session.outputMetadata.find((m) => m.name === name);
-  if (name === undefined || output === undefined) {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `OnnxTeacher ${source}: outputName '${name}' is not an output of the model; its outputs are: ${session.outputNames.join(', ')}`,
-      { input: 'outputName' },
-    );
-  }
-  if (!output.isTensor || output.type !== 'float32') {
-    throw new CompressError(
-      'UNSUPPORTED',
-      `OnnxTeacher ${source}: output '${name}' is ${output.isTensor ? output.type : 'not a tensor'}, expected float32 features`,
-      { input: source },
-    );
-  }
-  return { inputName: input.name, inputShape: input.shape, outputName: name, outputShape: output.shape };
-}
-
-/** What a model's metadata says it expects of its input's normalisation. */
-interface DeclaredNormalization {
-  normalize: 'none' | 'imagenet' | Normalization;
-  /** The metadata entry it comes from, as `key = value`. */
-  from: string;
-}
-
-function declaredNormalization(metadata: Record<string, string>): DeclaredNormalization | null {
-  const parse = (key: string): unknown => {
-    try {
-      return JSON.parse(metadata[key] ?? '');
-    } catch {
-      return undefined;
-    }
-  };
-  const isStats = (v: unknown): v is Normalization => {
-    const o = v as Normalization | null;
-    return (
-      typeof o === 'object' &&
-      o !== null &&
-      Array.isArray(o.mean) &&
-      Array.isArray(o.std) &&
-      [...o.mean, ...o.std].every((x) => typeof x === 'number')
-    );
-  };
-  // @compress/students' exportOnnx
-  const students = metadata['compress.normalization'];
-  if (students === 'inside') return { normalize: 'none', from: 'compress.normalization = inside' };
-  if (students === 'none') {
-    const stats = { mean: parse('compress.mean'), std: parse('compress.std') };
-    if (isStats(stats)) return { normalize: stats, from: 'compress.normalization = none' };
-  }
-  // tooling/teacher-export
-  const options = parse('compress.onnxTeacherOptions') as { normalize?: unknown } | undefined;
-  const n = options?.normalize;
-  if (n === 'none' || n === 'imagenet' || isStats(n)) {
-    return { normalize: n, from: `compress.onnxTeacherOptions = ${metadata['compress.onnxTeacherOptions']}` };
-  }
-  return null;
-}
-
-function statsOf(n: 'none' | 'imagenet' | Normalization): Normalization {
-  return n === 'none' ? { mean: [0], std: [1] } : n === 'imagenet' ? IMAGENET : n;
-}
-
-function sameNormalization(
-  a: 'none' | 'imagenet' | Normalization,
-  b: 'none' | 'imagenet' | Normalization,
-): boolean {
-  const x = statsOf(a);
-  const y = statsOf(b);
-  const same = (u: readonly number[], v: readonly number[]) => {
-    if (u.length !== v.length && u.length !== 1 && v.length !== 1) return false;
-    const n = Math.max(u.length, v.length);
-    for (let i = 0; i < n; i++) {
-      const p = u[u.length === 1 ? 0 : i]!;
-      const q = v[v.length === 1 ? 0 : i]!;
-      if (!(Math.abs(p - q) <= 1e-6 * Math.max(1, Math.abs(q)))) return false;
-    }
-    return true;
-  };
-  return same(x.mean, y.mean) && same(x.std, y.std);
-}
-
-function describeNormalization(n: 'none' | 'imagenet' | Normalization): string {
-  return typeof n === 'string' ? `'${n}'` : `{ mean: [${n.mean.join(', ')}], std: [${n.std.join(', ')}] }`;
-}
-
-/**
- * Compares the `normalize` option with what the model's metadata declares: normalising for a model
- * that takes [0, 1] pixels (it normalises inside) is refused; any other difference is logged.
- */
-function checkNormalization(
-  metadata: Record<string, string>,
-  source: string,
-  opts: Required<Omit<OnnxTeacherOptions, 'inputLayout' | 'outputName'>>,
-  explicit: boolean,
-): void {
-  const declared = declaredNormalization(metadata);
-  if (declared === null || sameNormalization(opts.normalize, declared.normalize)) return;
-  const cli = (n: 'none' | 'imagenet' | Normalization) =>
-    typeof n === 'string' ? n : `${n.mean.join(',')},${n.std.join(',')}`;
-  if (declared.normalize === 'none') {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `OnnxTeacher ${source}: normalize is ${describeNormalization(opts.normalize)}, but the model's metadata (${declared.from}) says it takes images in [0, 1] as they are ` +
-        `(any normalisation is inside the model), so the images would be normalised twice; pass normalize: 'none' (CLI: --teacher-normalize none)`,
-      { input: 'normalize' },
-    );
-  }
-  if (opts.log) {
-    opts.log(
-      `OnnxTeacher ${source}: warning: normalize is ${describeNormalization(opts.normalize)}${explicit ? '' : ' (the default)'}, but the model's metadata (${declared.from}) ` +
-        `says it expects input normalised with ${describeNormalization(declared.normalize)}; pass normalize: ${describeNormalization(declared.normalize)} (CLI: --teacher-normalize ${cli(declared.normalize)}) unless you mean it`,
-    );
-  }
-}
-
-/** NCHW unless the shape says NHWC: a channel-like size (1 or 3) last and not second. */
-export function inferLayout(shape: readonly Dim[]): InputLayout {
-  const isChannels = (d: Dim | undefined) => d === 1 || d === 3;
-  if (isChannels(shape[3]) && !isChannels(shape[1])) return 'NHWC';
-  return 'NCHW';
-}
-
-/** D from the output's declared shape, or by running one probe image when it is symbolic. */
-async function featureDim(
-  session: ort.InferenceSession,
-  info: ModelInfo,
-  layout: InputLayout,
-  source: string,
-): Promise<number> {
-  const tail = info.outputShape.slice(1);
-  if (tail.length >= 1 && tail.every((d) => typeof d === 'number') && tail.slice(1).every((d) => d === 1)) {
-    return tail[0] as number;
-  }
-  const s = info.inputShape;
-  const at = (i: number, fallback: number) =>
-    typeof s[i] === 'number' && (s[i] as number) > 0 ? (s[i] as number) : fallback;
-  const dims =
-    layout === 'NCHW'
-      ? [1, at(1, 3), at(2, PROBE_SIZE), at(3, PROBE_SIZE)]
-      : [1, at(1, PROBE_SIZE), at(2, PROBE_SIZE), at(3, 3)];
-  const size = dims.reduce((a, b) => a * b, 1);
-  const probe = new ort.Tensor('float32', new Float32Array(size), dims);
-  let result: ort.InferenceSession.ReturnType;
-  try {
-    result = await session.run({ [info.inputName]: probe }, [info.outputName]);
-  } catch (error) {
-    throw new CompressError(
-      'UNSUPPORTED',
-      `OnnxTeacher ${source}: output '${info.outputName}' has a symbolic shape [${info.outputShape.join(', ')}] and a probe run on [${dims.join(', ')}] failed: ${(error as Error).message}`,
-      { input: source, cause: error },
-    );
-  }
-  const out = result[info.outputName]!;
-  const d = out.dims;
-  out.dispose();
-  if (d.length < 2 || d.slice(2).some((x) => x !== 1)) {
-    throw new CompressError(
-      'SHAPE_MISMATCH',
-      `OnnxTeacher ${source}: output '${info.outputName}' has shape [${d.join(', ')}] for one image, expected [1, D] or [1, D, 1, 1]; export the pooled features, or pick another output with outputName`,
-      { input: source },
-    );
-  }
-  return d[1]!;
-}
-
 function checkBatch(batch: ImageBatch, source: string): [number, number, number, number] {
   const { shape, images, indices } = batch;
   if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d > 0)) {
@@ -704,7 +323,7 @@ function checkBatch(batch: ImageBatch, source: string): [number, number, number,
   return [b, h, w, c];
 }
 
-function checkOutput(output: ort.Tensor, n: number, dim: number, name: string, source: string): Float32Array {
+function checkOutput(output: OrtTensor, n: number, dim: number, name: string, source: string): Float32Array {
   const d = output.dims;
   if (d[0] !== n || d[1] !== dim || d.slice(2).some((x) => x !== 1) || output.type !== 'float32') {
     throw new CompressError(

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packagesDir, readmeExample, run } from './workspace.js';
 
-const packed = ['core', 'data', 'cluster', 'losses', 'teacher', 'students', 'eval', 'train'];
+const packed = ['core', 'onnx', 'data', 'cluster', 'losses', 'teacher', 'students', 'eval', 'train'];
 /** The packed packages whose README example runs here (the others are installed as dependencies). */
-const examples = ['data', 'cluster', 'losses', 'teacher', 'train'];
+const examples = ['onnx', 'data', 'cluster', 'losses', 'teacher', 'train'];
 let app: string;
 
 beforeAll(async () => {

@@ -1,6 +1,6 @@
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CompressError } from '@compress/core';
+import { resolveThreads } from '@compress/onnx';
 import { clusterWasm } from './cluster-wasm.js';
 
 /**
@@ -76,20 +76,14 @@ function wasmModule(): object {
   return compiled;
 }
 
-/** The number of threads used when an operation does not say: every core Node reports. */
+/** `threads` when an operation does not say: 0, one per core (as faiss, which uses every core). */
 export function defaultThreads(): number {
-  return Math.max(1, availableParallelism());
+  return 0;
 }
 
+/** `threads` as a count (0 = one per core, as everywhere in compress), or INVALID_ARGUMENT. */
 export function checkThreads(threads: number, fn: string): number {
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `${fn}: options.threads must be an integer from 1 to 256, got ${threads}`,
-      { input: 'threads' },
-    );
-  }
-  return threads;
+  return resolveThreads(threads, `${fn}: options.threads`);
 }
 
 let nextWorkspaceId = 1;

@@ -1,11 +1,17 @@
+import { CompressError } from '@compress/core';
 import {
-  CompressError,
+  createSession,
   encodeOnnxModel,
-  ONNX_FLOAT as FLOAT,
-  ONNX_INT64 as INT64,
+  FLOAT,
+  INT64,
+  loadOnnxRuntime,
+  notInstalled,
   type OnnxNode,
   type OnnxValue,
-} from '@compress/core';
+  type OrtApi,
+  type OrtSession,
+  type OrtTensor,
+} from '@compress/onnx';
 
 /**
  * The second engine of @compress/cluster: the big products run by onnxruntime-node (an optional
@@ -21,33 +27,6 @@ export const ENGINES: readonly Engine[] = ['auto', 'wasm', 'onnxruntime'];
 
 /** Multiply-adds from which `auto` hands a product to onnxruntime (below, its per-call cost shows). */
 export const ONNX_MIN_WORK = 5e7;
-
-// The parts of onnxruntime-node's API used here (typed locally: the package is optional).
-interface OrtTensor {
-  readonly data: unknown;
-  readonly dims: readonly number[];
-}
-interface OrtSession {
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
-}
-interface Ort {
-  Tensor: new (type: 'float32' | 'int64', data: Float32Array | BigInt64Array, dims: number[]) => OrtTensor;
-  InferenceSession: {
-    create(model: Uint8Array, options: Record<string, unknown>): Promise<OrtSession>;
-  };
-}
-
-let ortLoad: Promise<Ort | null> | undefined;
-
-/** onnxruntime-node, or null where it is not installed (the name is a variable: it is optional). */
-export function loadOnnxRuntime(): Promise<Ort | null> {
-  const name = 'onnxruntime-node';
-  ortLoad ??= import(name).then(
-    (m: { default?: Ort } & Ort) => m.default ?? m,
-    () => null,
-  );
-  return ortLoad;
-}
 
 export function checkEngine(engine: unknown, fn: string): Engine {
   if (!ENGINES.includes(engine as Engine)) {
@@ -70,11 +49,7 @@ export async function resolveEngine(engine: Engine, work: number, fn: string): P
   const ort = await loadOnnxRuntime();
   if (ort === null) {
     if (engine === 'auto') return null;
-    throw new CompressError(
-      'BACKEND_UNAVAILABLE',
-      `${fn}: options.engine 'onnxruntime' needs the onnxruntime-node package, which is not installed; add it (npm install onnxruntime-node) or use engine 'wasm'`,
-      { input: 'engine' },
-    );
+    throw notInstalled(`${fn}: options.engine 'onnxruntime'`, "use engine 'wasm'");
   }
   return new TopKEngine(ort);
 }
@@ -83,7 +58,7 @@ const sessions = new Map<string, Promise<OrtSession>>();
 
 /** Runs the score-and-select graph on blocks; one cached session per (metric form, threads). */
 export class TopKEngine {
-  constructor(private readonly ort: Ort) {}
+  constructor(private readonly ort: OrtApi) {}
 
   private session(l2: boolean, threads: number): Promise<OrtSession> {
     const key = `${l2 ? 'l2' : 'ip'}:${threads}`;
@@ -125,12 +100,7 @@ export class TopKEngine {
         ],
         outputs: [value('values', FLOAT, ['m', 'k']), value('indices', INT64, ['m', 'k'])],
       });
-      s = this.ort.InferenceSession.create(model, {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-      });
+      s = createSession(model, { threads, user: 'cluster' });
       s.catch(() => sessions.delete(key));
       sessions.set(key, s);
     }

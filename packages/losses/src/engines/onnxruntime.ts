@@ -1,14 +1,16 @@
 import { freemem } from 'node:os';
+import { CompressError } from '@compress/core';
 import {
-  CompressError,
+  createNativeSession,
   encodeOnnxModel,
-  loadOnnxRuntimeNative,
-  ONNX_FLOAT,
-  ONNX_INT64,
+  isOnnxRuntimeNativeAvailable,
+  FLOAT as ONNX_FLOAT,
+  INT64 as ONNX_INT64,
   type OnnxValue,
   type OrtNative,
   type OrtNativeSession,
-} from '@compress/core';
+  requireOnnxRuntimeNative,
+} from '@compress/onnx';
 import type { MemoryQueue } from '../queue.js';
 import { formatBytes, jsStorage, type QueueStorage } from '../storage.js';
 import type { LossAndGrad, LossEngine } from './engine.js';
@@ -27,21 +29,9 @@ import type { LossAndGrad, LossEngine } from './engine.js';
  * fails with a clear error on a version where it differs.
  */
 
-/** onnxruntime-node's native session, or null where the package is not installed. */
-function loadNative(): OrtNative | null {
-  return loadOnnxRuntimeNative(import.meta.url, {
-    user: "CompressLoss: engine 'onnxruntime'",
-    otherwise: "engine 'wasm'/'tfjs'",
-  });
-}
-
-/** Whether onnxruntime-node is installed (the `auto` engine's question). */
+/** Whether onnxruntime-node is installed and usable (the `auto` engine's question). */
 export function onnxRuntimeInstalled(): boolean {
-  try {
-    return loadNative() !== null;
-  } catch {
-    return false;
-  }
+  return isOnnxRuntimeNativeAvailable();
 }
 
 /** The graph of one step at temperature T: inputs qt, qs (K×D), tn, sn (B×D), axes [1], scale [1]. */
@@ -97,16 +87,12 @@ export class OnnxLossEngine implements LossEngine {
     this.threads = threads;
   }
 
-  /** The engine, or an error naming the missing package. `threads`: onnxruntime's intra-op threads (0: its choice). */
+  /** The engine, or an error naming the missing package. `threads`: onnxruntime's intra-op threads (0: one per core). */
   static create(threads = 0): OnnxLossEngine {
-    const ort = loadNative();
-    if (ort === null) {
-      throw new CompressError(
-        'BACKEND_UNAVAILABLE',
-        `CompressLoss: engine 'onnxruntime' needs the onnxruntime-node package, which is not installed; add it (npm install onnxruntime-node) or use engine 'wasm'/'tfjs'`,
-        { input: 'engine' },
-      );
-    }
+    const ort = requireOnnxRuntimeNative({
+      user: "CompressLoss: engine 'onnxruntime'",
+      otherwise: "use engine 'wasm'/'tfjs'",
+    });
     return new OnnxLossEngine(ort, threads);
   }
 
@@ -142,14 +128,12 @@ export class OnnxLossEngine implements LossEngine {
   private session(temperature: number): OrtNativeSession {
     let s = this.sessions.get(temperature);
     if (s === undefined) {
-      s = this.ort.createSession(lossModel(temperature), {
-        intraOpNumThreads: this.threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
+      s = createNativeSession(this.ort, lossModel(temperature), {
+        threads: this.threads,
         // onnxruntime's pool threads spin for a while after each run by default, taking the cores
         // the student's forward and backward need next.
-        extra: { session: { intra_op: { allow_spinning: '0' } } },
+        spinning: false,
+        user: "CompressLoss: engine 'onnxruntime'",
       });
       this.sessions.set(temperature, s);
     }

@@ -1,12 +1,13 @@
+import { CompressError } from '@compress/core';
 import {
-  CompressError,
+  createNativeSession,
   encodeOnnxModel,
   loadOnnxRuntimeNative,
   type OnnxGraph,
   type OrtNative,
   type OrtNativeSession,
   type OrtNativeTensor,
-} from '@compress/core';
+} from '@compress/onnx';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import {
   Conv2D,
@@ -42,7 +43,7 @@ import {
  * that was registered before.
  *
  * The kernels run inside TensorFlow.js's synchronous kernel calls, so they use onnxruntime-node's
- * native session, whose `run` is synchronous (see @compress/core's loadOnnxRuntimeNative).
+ * native session, whose `run` is synchronous (see @compress/onnx's loadOnnxRuntimeNative).
  */
 
 /** A kernel function of the wasm backend. */
@@ -53,7 +54,7 @@ export type WasmKernel = (args: {
 }) => TensorInfo | TensorInfo[];
 
 export interface OnnxKernelOptions {
-  /** onnxruntime's intra-op threads (0: one per core). @default 1 */
+  /** onnxruntime's intra-op threads (0: one per core, as everywhere in compress). @default 1 */
   threads?: number;
 }
 
@@ -69,14 +70,12 @@ class OnnxKernelRuntime {
   session(key: string, graph: () => OnnxGraph): OrtNativeSession {
     let s = this.sessions.get(key);
     if (s === undefined) {
-      s = this.ort.createSession(encodeOnnxModel(graph()), {
-        intraOpNumThreads: this.threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
+      s = createNativeSession(this.ort, encodeOnnxModel(graph()), {
+        threads: this.threads,
         // between two kernels the main thread runs wasm; pool threads spinning there would take
         // the cores data-loading workers and the teacher use
-        extra: { session: { intra_op: { allow_spinning: '0' } } },
+        spinning: false,
+        user: "@compress/students' kernel engine 'onnxruntime'",
       });
       this.sessions.set(key, s);
     }
@@ -388,9 +387,9 @@ export function onnxKernelsAvailable(): boolean {
 }
 
 function loadNative(): OrtNative | null {
-  return loadOnnxRuntimeNative(import.meta.url, {
+  return loadOnnxRuntimeNative({
     user: "@compress/students' kernel engine 'onnxruntime'",
-    otherwise: "kernels 'wasm'",
+    otherwise: "use kernels 'wasm'",
   });
 }
 

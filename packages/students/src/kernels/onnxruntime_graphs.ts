@@ -1,11 +1,11 @@
 import {
-  ONNX_FLOAT,
-  ONNX_INT64,
+  FLOAT as ONNX_FLOAT,
+  INT64 as ONNX_INT64,
   type OnnxGraph,
   type OnnxInitializer,
   type OnnxNode,
   type OnnxValue,
-} from '@compress/core';
+} from '@compress/onnx';
 
 /**
  * The ONNX graphs behind the `onnxruntime` training kernels. Every graph reads and writes

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readOnnxMetadata } from '@compress/onnx';
 import { expectClose } from '@compress/vitest-config/close';
 import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
@@ -9,14 +10,6 @@ import { selectBackend } from '../backend.js';
 import { createStudent } from '../models/registry.js';
 import { preprocess } from '../train.js';
 import { exportOnnx, toOnnx } from './export.js';
-import { ModelProto } from './schema.js';
-
-function metadataOf(bytes: Uint8Array): Record<string, string> {
-  const model = ModelProto.toObject(ModelProto.decode(bytes)) as {
-    metadataProps: { key: string; value: string }[];
-  };
-  return Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value]));
-}
 
 /**
  * onnxruntime-node's native kernels (MLAS, blocked for AVX2 or AVX-512, its own thread count)
@@ -108,7 +101,7 @@ describe('exportOnnx', () => {
         });
         expectClose(out.features!.data as Float32Array, want.dataSync(), { rtol: RTOL, what: 'features' });
         expect(session.inputNames).toEqual(['input']);
-        const meta = metadataOf(bytes);
+        const meta = readOnnxMetadata(bytes);
         expect(meta['compress.normalization']).toBe('inside');
         expect(meta['compress.layout']).toBe(layout);
         expect(meta['compress.student']).toBe(name);
@@ -127,7 +120,7 @@ describe('exportOnnx', () => {
   it('records a bare network as such, and takes a fixed batch size when asked', async () => {
     const student = createStudent('alexnet-small', { seed: 1 });
     const bytes = toOnnx(student, { normalization: 'none', layout: 'NHWC', batch: 2 });
-    const meta = metadataOf(bytes);
+    const meta = readOnnxMetadata(bytes);
     expect(meta['compress.normalization']).toBe('none');
     expect(JSON.parse(meta['compress.onnxTeacherOptions']!)).toEqual({
       inputLayout: 'NHWC',

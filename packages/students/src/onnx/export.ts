@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 import { CompressError, writeFileAtomic } from '@compress/core';
+import { encodeOnnxModel, INT64, type OnnxInitializer, type OnnxNode } from '@compress/onnx';
 import type { Student } from '../models/student.js';
 import type { GraphBuilder } from '../nn/graph.js';
-import { ATTR_FLOAT, ATTR_INT, ATTR_INTS, FLOAT, INT64, ModelProto } from './schema.js';
 
 export interface ExportOnnxOptions {
   /**
@@ -32,17 +32,9 @@ export interface ExportOnnxOptions {
 
 const version: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
-interface Node {
-  input: string[];
-  output: string[];
-  name: string;
-  opType: string;
-  attribute: { name: string; type: number; i?: number; f?: number; ints?: number[] }[];
-}
-
 class Builder implements GraphBuilder {
-  readonly nodes: Node[] = [];
-  readonly initializers: { name: string; dims: number[]; dataType: number; rawData: Uint8Array }[] = [];
+  readonly nodes: OnnxNode[] = [];
+  readonly initializers: OnnxInitializer[] = [];
   private count = 0;
 
   private fresh(hint: string): string {
@@ -51,20 +43,13 @@ class Builder implements GraphBuilder {
 
   constant(hint: string, data: Float32Array, dims: number[]): string {
     const name = this.fresh(hint);
-    const copy = Float32Array.from(data);
-    this.initializers.push({ name, dims, dataType: FLOAT, rawData: new Uint8Array(copy.buffer) });
+    this.initializers.push({ name, dims, values: Float32Array.from(data) });
     return name;
   }
 
   constantInt64(hint: string, values: number[]): string {
     const name = this.fresh(hint);
-    const raw = new BigInt64Array(values.map((v) => BigInt(v)));
-    this.initializers.push({
-      name,
-      dims: [values.length],
-      dataType: INT64,
-      rawData: new Uint8Array(raw.buffer),
-    });
+    this.initializers.push({ name, elemType: INT64, dims: [values.length], values });
     return name;
   }
 
@@ -75,14 +60,21 @@ class Builder implements GraphBuilder {
     hint?: string,
   ): string {
     const out = this.fresh(hint ?? opType.toLowerCase());
-    const attribute = Object.entries(attributes).map(([name, v]) =>
-      Array.isArray(v)
-        ? { name, type: ATTR_INTS, ints: v }
-        : Number.isInteger(v) && name !== 'epsilon'
-          ? { name, type: ATTR_INT, i: v }
-          : { name, type: ATTR_FLOAT, f: v },
-    );
-    this.nodes.push({ input: inputs, output: [out], name: out, opType, attribute });
+    const node: Required<Pick<OnnxNode, 'ints' | 'floats' | 'intLists'>> & OnnxNode = {
+      opType,
+      inputs,
+      outputs: [out],
+      name: out,
+      ints: {},
+      floats: {},
+      intLists: {},
+    };
+    for (const [name, v] of Object.entries(attributes)) {
+      if (Array.isArray(v)) node.intLists[name] = v;
+      else if (Number.isInteger(v) && name !== 'epsilon') node.ints[name] = v;
+      else node.floats[name] = v;
+    }
+    this.nodes.push(node);
     return out;
   }
 }
@@ -136,53 +128,37 @@ export function toOnnx(student: Student, options: ExportOnnxOptions = {}): Uint8
           )
         : nchw;
     const last = student.toGraph(g, first);
-    g.nodes.push({
-      input: [last],
-      output: ['features'],
-      name: 'features',
-      opType: 'Identity',
-      attribute: [],
-    });
-    const dim = (v: number | string) => (typeof v === 'string' ? { dimParam: v } : { dimValue: v });
+    g.nodes.push({ opType: 'Identity', inputs: [last], outputs: ['features'], name: 'features' });
     const b = batch > 0 ? batch : 'batch';
     const inShape = layout === 'NCHW' ? [b, c, s, s] : [b, s, s, c];
-    const valueInfo = (name: string, shape: (number | string)[]) => ({
-      name,
-      type: { tensorType: { elemType: FLOAT, shape: { dim: shape.map(dim) } } },
-    });
-    const model = {
-      irVersion: 8,
-      producerName: '@compress/students',
-      producerVersion: version,
-      opsetImport: [{ domain: '', version: opset }],
-      graph: {
+    return encodeOnnxModel(
+      {
         name: student.spec.name,
-        node: g.nodes,
-        initializer: g.initializers,
-        input: [valueInfo('input', inShape)],
-        output: [valueInfo('features', [b, featureDim])],
+        opset,
+        nodes: g.nodes,
+        initializers: g.initializers,
+        inputs: [{ name: 'input', shape: inShape }],
+        outputs: [{ name: 'features', shape: [b, featureDim] }],
       },
-      metadataProps: [
-        { key: 'compress.student', value: student.spec.name },
-        { key: 'compress.options', value: JSON.stringify(student.options) },
-        { key: 'compress.layout', value: layout },
-        { key: 'compress.mean', value: JSON.stringify(student.spec.mean) },
-        { key: 'compress.std', value: JSON.stringify(student.spec.std) },
-        { key: 'compress.normalization', value: normalization },
-        {
-          key: 'compress.onnxTeacherOptions',
-          value: JSON.stringify({
+      {
+        irVersion: 8,
+        producerName: '@compress/students',
+        producerVersion: version,
+        metadata: {
+          'compress.student': student.spec.name,
+          'compress.options': JSON.stringify(student.options),
+          'compress.layout': layout,
+          'compress.mean': JSON.stringify(student.spec.mean),
+          'compress.std': JSON.stringify(student.spec.std),
+          'compress.normalization': normalization,
+          'compress.onnxTeacherOptions': JSON.stringify({
             inputLayout: layout,
             normalize:
               normalization === 'inside' ? 'none' : { mean: student.spec.mean, std: student.spec.std },
           }),
         },
-      ],
-    };
-    const err = ModelProto.verify(model);
-    if (err)
-      throw new CompressError('CORRUPT_INPUT', `exportOnnx: internal error building the model: ${err}`);
-    return ModelProto.encode(ModelProto.fromObject(model)).finish();
+      },
+    );
   } finally {
     student.train(wasTraining);
   }

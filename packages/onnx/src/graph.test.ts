@@ -1,6 +1,7 @@
-import { encodeOnnxModel, ONNX_FLOAT as FLOAT } from '@compress/core';
 import { describe, expect, it } from 'vitest';
-import { loadOnnxRuntime } from './onnxruntime.js';
+import { encodeOnnxModel, FLOAT, INT64 } from './graph.js';
+import { readOnnxMetadata } from './metadata.js';
+import { loadOnnxRuntime } from './runtime.js';
 
 describe('encodeOnnxModel', () => {
   it('writes a model onnxruntime loads and runs as specified (float and int attributes, named dims)', async () => {
@@ -52,5 +53,48 @@ describe('encodeOnnxModel', () => {
         .subarray(at + 3, at + 303)
         .toString(),
     ).toBe(long);
+  });
+
+  it('writes initializers (float32 and int64, arrays or typed arrays), node names, negative ints and metadata', async () => {
+    const ort = (await loadOnnxRuntime())!;
+    const model = encodeOnnxModel(
+      {
+        name: 'init-check',
+        opset: 13,
+        nodes: [
+          { opType: 'Add', inputs: ['x', 'w'], outputs: ['s'], name: 'add' },
+          { opType: 'Reshape', inputs: ['s', 'shape'], outputs: ['r'] },
+          { opType: 'Softmax', inputs: ['r'], outputs: ['y'], ints: { axis: -1 } },
+        ],
+        inputs: [{ name: 'x', shape: [2, 2] }],
+        outputs: [{ name: 'y', elemType: FLOAT, shape: [1, 4] }],
+        initializers: [
+          { name: 'w', dims: [2, 2], values: Float32Array.of(0, 1, 2, 3) },
+          { name: 'shape', elemType: INT64, dims: [2], values: BigInt64Array.of(1n, -1n) },
+        ],
+      },
+      { irVersion: 8, producerName: 'tests', producerVersion: '1.2.3', metadata: { a: '1', 'b.c': 'two' } },
+    );
+    expect(readOnnxMetadata(model)).toEqual({ a: '1', 'b.c': 'two' });
+    const session = await ort.InferenceSession.create(model, {});
+    const out = await session.run({ x: new ort.Tensor('float32', new Float32Array(4), [2, 2]) });
+    const e = [0, 1, 2, 3].map(Math.exp);
+    const sum = e.reduce((a, b) => a + b, 0);
+    const y = Array.from(out.y!.data as Float32Array);
+    expect(out.y!.dims).toEqual([1, 4]);
+    for (const [i, v] of y.entries()) expect(v).toBeCloseTo(e[i]! / sum, 6);
+  });
+
+  it('refuses an initializer whose values do not fill its dims', () => {
+    expect(() =>
+      encodeOnnxModel({
+        name: 'bad',
+        opset: 13,
+        nodes: [],
+        inputs: [],
+        outputs: [],
+        initializers: [{ name: 'w', dims: [3], values: [1, 2] }],
+      }),
+    ).toThrow('initializer w has 2 values for dims [3]');
   });
 });

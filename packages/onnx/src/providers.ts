@@ -10,8 +10,6 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-export type Provider = 'cuda' | 'cpu';
-
 /** The onnxruntime-node package directory. */
 export function onnxruntimeNodeDir(): string {
   const require = createRequire(import.meta.url);
