@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from './config.js';
-import { parseNormalize, resolveConfig } from './options.js';
+import { parseNormalize } from './flags.js';
+import { resolveConfig } from './options.js';
 import { presetConfig } from './presets.js';
 
 describe('config', () => {

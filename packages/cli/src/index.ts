@@ -22,7 +22,8 @@ export {
   validateConfig,
 } from './config.js';
 export { type EvalSource, type EvaluateOptions, evaluateSource } from './evaluate.js';
-export { type ConfigFlags, parseNormalize, resolveConfig } from './options.js';
+export { addConfigOptions, type ConfigFlag, choicesOf, configFlags, parseNormalize } from './flags.js';
+export { type ConfigFlags, resolveConfig } from './options.js';
 export { presetConfig } from './presets.js';
 export { createReporter, type Reporter } from './progress.js';
 export {
