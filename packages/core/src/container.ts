@@ -177,7 +177,9 @@ export function encodeContainer(
     end = offset + data.byteLength;
     offset = alignContainer(end);
   }
-  const header: ContainerHeader = { ...fields, kind, version, sections: entries };
+  const header: ContainerHeader = { kind, version, ...fields, sections: entries };
+  header.kind = kind;
+  header.version = version;
   return [encodeHeaderRegion(header, { bytes: 0, partialCrc: 0, tableCrc: 0 }, CONTAINER_ALIGN), ...chunks];
 }
 
@@ -231,11 +233,10 @@ export function layoutBlockedContainer(
     blockBytes: section.blockBytes,
     table: alignContainer(section.bytes),
   };
-  const region = encodeHeaderRegion(
-    { ...fields, kind, version, sections: [entry] },
-    { bytes: 0, partialCrc: 0, tableCrc: 0 },
-    headerAlign,
-  );
+  const header: ContainerHeader = { kind, version, ...fields, sections: [entry] };
+  header.kind = kind;
+  header.version = version;
+  const region = encodeHeaderRegion(header, { bytes: 0, partialCrc: 0, tableCrc: 0 }, headerAlign);
   return { region, section: entry, fileBytes: region.length + entry.table! + 4 * containerBlockCount(entry) };
 }
 
