@@ -75,6 +75,9 @@ describe('container', () => {
     const last = got.header.sections.at(-1)!;
     expect(good.length).toBe(dataStart + last.offset + last.bytes);
     expect(encodeContainerBytes('compress-test', 3, { note: 'hello', n: 5 }, sections)).toEqual(good);
+    expect(() => encodeContainerBytes('compress-test', 3, {}, [sections[0]!, sections[0]!])).toThrow(
+      "two sections are named 'a'",
+    );
   });
 
   it('writes atomically and reads a file back', async () => {

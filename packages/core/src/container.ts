@@ -164,7 +164,14 @@ export function encodeContainer(
   const chunks: Uint8Array[] = [];
   let offset = 0;
   let end = 0;
+  const names = new Set<string>();
   for (const s of sections) {
+    if (names.has(s.name)) {
+      throw new CompressError('INVALID_ARGUMENT', `encodeContainer: two sections are named '${s.name}'`, {
+        input: 'sections',
+      });
+    }
+    names.add(s.name);
     const data = bytesOf(s.data);
     const entry: ContainerSection = { name: s.name, offset, bytes: data.byteLength };
     if (s.dtype !== undefined) entry.dtype = s.dtype;

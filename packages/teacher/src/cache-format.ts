@@ -107,7 +107,7 @@ export function tableOffset(
   return header.headerBytes + (header.version >= CACHE_VERSION ? alignContainer(rows) : rows);
 }
 
-const EXPECT: Omit<ContainerExpectation, 'what'> & { what: string } = {
+const EXPECT: ContainerExpectation = {
   kind: CACHE_KIND,
   versions: [CACHE_VERSION],
   what: 'compress feature cache',
@@ -227,9 +227,9 @@ function decodeContainerCache(bytes: Uint8Array, file: string): CacheHeader {
  */
 export function decodeHeader(bytes: Uint8Array, file: string, withMetadata = true): CacheHeader {
   if (isContainer(bytes)) {
-    if (withMetadata) return decodeContainerCache(bytes, file);
-    containerHeaderSize(bytes, file, EXPECT);
-    return { version: CACHE_VERSION } as CacheHeader;
+    // a version-3 header is only parsed whole (readHeader learns its size from the container)
+    if (!withMetadata) containerHeaderSize(bytes, file, EXPECT);
+    return decodeContainerCache(bytes, file);
   }
   return decodeLegacyHeader(bytes, file, withMetadata);
 }
