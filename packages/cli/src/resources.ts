@@ -1,7 +1,7 @@
 import { access, open } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { CompressError, type Dataset, type Teacher } from '@compress/core';
+import { CompressError, type Dataset, isContainer, type Teacher } from '@compress/core';
 import {
   centerCrop,
   checkSplitClasses,
@@ -104,9 +104,18 @@ async function isFeatureCache(path: string): Promise<boolean> {
     });
   });
   try {
-    const head = Buffer.alloc(8);
-    await handle.read(head, 0, 8, 0);
-    return head.toString('latin1') === 'CMPFEATS';
+    // a compress container of kind compress-feature-cache, or the "CMPFEATS" layout of versions 1 and 2
+    const head = Buffer.alloc(64);
+    const { bytesRead } = await handle.read(head, 0, 64, 0);
+    if (head.toString('latin1', 0, 8) === 'CMPFEATS') return true;
+    if (bytesRead < 64 || !isContainer(head)) return false;
+    const json = Buffer.alloc(Math.min(head.readUInt32LE(16), 2 ** 20));
+    await handle.read(json, 0, json.length, 64);
+    try {
+      return (JSON.parse(json.toString('utf8')) as { kind?: unknown }).kind === 'compress-feature-cache';
+    } catch {
+      return false;
+    }
   } finally {
     await handle.close();
   }

@@ -1,4 +1,4 @@
-import { CompressError, crc32, Rng } from '@compress/core';
+import { CompressError, crc32, decodeContainer, encodeContainerBytes, Rng } from '@compress/core';
 import { describe, expect, it } from 'vitest';
 import { MemoryQueue } from './queue.js';
 
@@ -111,16 +111,65 @@ describe('MemoryQueue', () => {
     expect(() => MemoryQueue.create({ size: 4, dim: 2 }).load(s)).toThrow(/state is 3×2, this queue is 4×2/);
     const bytes = q.serialize();
     expect(() => MemoryQueue.deserialize(bytes.subarray(0, bytes.length - 4))).toThrow(
-      /expected 24 bytes of values after the header, found 20/,
+      /^serialised memory queue: the file ends within section 'values': the file is truncated or damaged/,
     );
     const wrong = bytes.slice();
     wrong[0] = 0;
     expect(() => MemoryQueue.deserialize(wrong)).toThrow(/wrong magic number/);
   });
 
-  describe('checksums of the binary form', () => {
+  describe('the binary form (version 3, the compress container)', () => {
     const q = MemoryQueue.create({ size: 50, dim: 16, seed: 11, pointer: 7 });
     const good = q.serialize();
+    const file = '/runs/a/queue.bin';
+    const fail = (bytes: Uint8Array): CompressError => {
+      try {
+        MemoryQueue.deserialize(bytes, undefined, file);
+      } catch (error) {
+        expect(error).toBeInstanceOf(CompressError);
+        return error as CompressError;
+      }
+      throw new Error('the bytes were accepted');
+    };
+
+    it('writes a container with the values in one aligned, checksummed section', () => {
+      expect(new TextDecoder().decode(good.subarray(0, 8))).toBe('COMPRESS');
+      const { header, section } = decodeContainer(good, file, {
+        kind: 'compress/memory-queue',
+        versions: [3],
+        what: 'queue',
+      });
+      expect(header).toMatchObject({ version: 3, size: 50, dim: 16, pointer: 7 });
+      expect(new Float32Array(section('values')!.slice().buffer)).toEqual(q.values());
+      const back = MemoryQueue.deserialize(good, undefined, file);
+      expect(back.values()).toEqual(q.values());
+      expect(back.pointer).toBe(7);
+      expect(back.state().version).toBe(1);
+      expect(q.serialize()).toEqual(good);
+    });
+
+    it('names the damaged section, and refuses truncation and other kinds', () => {
+      const values = good.slice();
+      values[good.length - 3]! ^= 0x10;
+      const e = fail(values);
+      expect(e.code).toBe('CORRUPT_INPUT');
+      expect(e.message).toMatch(
+        /^\/runs\/a\/queue\.bin: section 'values' checksum mismatch \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\): the file is damaged; /,
+      );
+      const header = good.slice();
+      header[70]! ^= 0x10;
+      expect(fail(header).message).toContain(`${file}: section 'header' checksum mismatch`);
+      expect(fail(good.subarray(0, good.length - 8)).message).toContain(
+        "the file ends within section 'values'",
+      );
+      const other = encodeContainerBytes('compress-trainer-state', 3, {}, []);
+      expect(fail(other).code).toBe('MISMATCH');
+    });
+  });
+
+  describe('the binary form of version 2 ("CMSQ" with checksums), still read', () => {
+    const q = MemoryQueue.create({ size: 50, dim: 16, seed: 11, pointer: 7 });
+    const good = serializeV2(q);
     const dv = new DataView(good.buffer);
     const headerLength = dv.getUint32(4, true);
     const headEnd = (8 + headerLength + 3) & ~3;
@@ -140,7 +189,7 @@ describe('MemoryQueue', () => {
       throw new Error('the damaged bytes were accepted');
     }
 
-    it('writes version 2 with the CRC-32 of the values and of the header', () => {
+    it('reads version 2 with the CRC-32 of the values and of the header', () => {
       expect(JSON.parse(new TextDecoder().decode(good.subarray(8, 8 + headerLength)))).toEqual({
         kind: 'compress/memory-queue',
         version: 2,
@@ -237,7 +286,7 @@ describe('MemoryQueue', () => {
       new DataView(newer.buffer).setUint32(4, v3.length, true);
       newer.set(v3, 8);
       expect(() => MemoryQueue.deserialize(newer, undefined, file)).toThrow(
-        `${file}: a serialised memory queue of version 3, this version of @compress/losses reads versions 1 and 2`,
+        `${file}: a serialised memory queue of version 3 in the "CMSQ" layout, this version of @compress/losses reads versions 1 and 2 of that layout and version 3 in the compress container`,
       );
     });
   });
@@ -248,3 +297,29 @@ describe('MemoryQueue', () => {
     expect(() => q.values()).toThrow(/was disposed/);
   });
 });
+
+/** Today's version-2 "CMSQ" layout, as version 2 of @compress/losses wrote it. */
+function serializeV2(q: MemoryQueue): Uint8Array {
+  const header = new TextEncoder().encode(
+    JSON.stringify({
+      kind: 'compress/memory-queue',
+      version: 2,
+      size: q.size,
+      dim: q.dim,
+      pointer: q.pointer,
+    }),
+  );
+  const headEnd = (8 + header.length + 3) & ~3;
+  const dataStart = headEnd + 8;
+  const out = new Uint8Array(dataStart + q.size * q.dim * 4);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, 0x5153_4d43, true);
+  dv.setUint32(4, header.length, true);
+  out.set(header, 8);
+  const v = q.values();
+  const data = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  out.set(data, dataStart);
+  dv.setUint32(headEnd, crc32(data), true);
+  dv.setUint32(headEnd + 4, crc32(out.subarray(0, headEnd + 4)), true);
+  return out;
+}

@@ -1,4 +1,14 @@
-import { CompressError, checksumError, crc32, Rng, verifySection } from '@compress/core';
+import {
+  CompressError,
+  checksumError,
+  crc32,
+  decodeContainer,
+  encodeContainerBytes,
+  float32Section,
+  isContainer,
+  Rng,
+  verifySection,
+} from '@compress/core';
 import { jsStorage, type QueueStorage } from './storage.js';
 
 /** Options of {@link MemoryQueue.create}; give `seed`/`rng` for a fresh queue or `values` to load one. */
@@ -43,10 +53,11 @@ const KIND = 'compress/memory-queue';
 const VERSION = 1;
 const MAGIC = 0x5153_4d43; // "CMSQ" little-endian
 /**
- * Version of the binary form ({@link MemoryQueue.serialize}): 2 adds CRC-32 checksums; version 1
- * (none) is still read, unverified.
+ * Version of the binary form ({@link MemoryQueue.serialize}): 3 is the compress container; the
+ * "CMSQ" layouts of versions 2 (CRC-32 checksums) and 1 (none, read unverified) are still read.
  */
-const BINARY_VERSION = 2;
+const BINARY_VERSION = 3;
+const LEGACY_VERSION = 2;
 const BINARY_VERSION_1 = 1;
 /** Largest queue `toJSON` encodes (base64 strings beyond this approach V8's string limit). */
 const JSON_MAX_BYTES = 256 * 2 ** 20;
@@ -133,6 +144,41 @@ export class MemoryQueue {
    */
   static deserialize(bytes: Uint8Array, storage?: QueueStorage, source?: string): MemoryQueue {
     const name = source ?? 'serialised memory queue';
+    if (isContainer(bytes)) {
+      const { header, section } = decodeContainer(bytes, name, {
+        kind: KIND,
+        versions: [BINARY_VERSION],
+        what: 'serialised memory queue',
+        reader: '@compress/losses',
+      });
+      const data = section('values');
+      const size = header.size as number;
+      const dim = header.dim as number;
+      if (data === undefined || data.byteLength !== size * dim * 4) {
+        throw new CompressError(
+          'CORRUPT_INPUT',
+          `${name}: not a serialised memory queue: expected a section 'values' of ${size * dim * 4} bytes`,
+          { input: source ?? 'bytes' },
+        );
+      }
+      return MemoryQueue.restore(
+        {
+          kind: KIND,
+          version: VERSION,
+          size,
+          dim,
+          pointer: header.pointer as number,
+          values: float32Section(data),
+        },
+        storage,
+      );
+    }
+    return MemoryQueue.deserializeLegacy(bytes, storage, source);
+  }
+
+  /** Reads the "CMSQ" layouts of versions 1 and 2 (see the package README). */
+  private static deserializeLegacy(bytes: Uint8Array, storage?: QueueStorage, source?: string): MemoryQueue {
+    const name = source ?? 'serialised memory queue';
     const input = source ?? 'bytes';
     const prefix = source === undefined ? '' : `${source}: `;
     const fail = (why: string): never => {
@@ -159,10 +205,10 @@ export class MemoryQueue {
     const legacy = !verified && header?.kind === KIND && (header.version as number) === BINARY_VERSION_1;
     if (!verified && !legacy) {
       const version = header?.kind === KIND ? (header.version as number) : undefined;
-      if (typeof version === 'number' && version > BINARY_VERSION) {
+      if (typeof version === 'number' && version > LEGACY_VERSION) {
         throw new CompressError(
           'UNSUPPORTED',
-          `${prefix}a serialised memory queue of version ${version}, this version of @compress/losses reads versions ${BINARY_VERSION_1} and ${BINARY_VERSION} (or the bytes are damaged)`,
+          `${prefix}a serialised memory queue of version ${version} in the "CMSQ" layout, this version of @compress/losses reads versions ${BINARY_VERSION_1} and ${LEGACY_VERSION} of that layout and version ${BINARY_VERSION} in the compress container (or the bytes are damaged)`,
           { input },
         );
       }
@@ -176,10 +222,10 @@ export class MemoryQueue {
         cause: parseError,
       });
     }
-    if (!legacy && (header.version as number) !== BINARY_VERSION) {
+    if (!legacy && (header.version as number) !== LEGACY_VERSION) {
       throw new CompressError(
         'MISMATCH',
-        `${prefix}serialised memory queue version ${header.version} is not supported (expected ${BINARY_VERSION_1} or ${BINARY_VERSION})`,
+        `${prefix}serialised memory queue version ${header.version} is not supported (expected ${BINARY_VERSION_1} or ${LEGACY_VERSION})`,
         { input },
       );
     }
@@ -324,43 +370,15 @@ export class MemoryQueue {
   }
 
   /**
-   * A self-describing binary form, which {@link MemoryQueue.deserialize} reads back exactly:
-   *
-   * ```
-   * offset    size  field (version 2)
-   *      0       4  magic "CMSQ"
-   *      4       4  u32 length L of the JSON header
-   *      8       L  JSON header: kind, version (2), size K, dim D, pointer
-   *    8+L       p  zero padding so that 8 + L + p is a multiple of 4
-   *  8+L+p       4  u32 CRC-32 of the values
-   * 12+L+p       4  u32 CRC-32 of bytes 0 … 12+L+p (everything before it)
-   * 16+L+p   K·D·4  the values: little-endian float32, row-major
-   * ```
-   * Version 1 (no checksum words, version 1 in the header) is still read, unverified.
+   * A self-describing binary form in the compress container (see `@compress/core`), which
+   * {@link MemoryQueue.deserialize} reads back exactly: kind "compress/memory-queue", version 3,
+   * fields size K, dim D and pointer, and one section 'values' (float32 [K, D], row-major) with its
+   * CRC-32. The "CMSQ" layouts of versions 1 and 2 are still read.
    */
   serialize(): Uint8Array {
-    const header = new TextEncoder().encode(
-      JSON.stringify({
-        kind: KIND,
-        version: BINARY_VERSION,
-        size: this.size,
-        dim: this.dim,
-        pointer: this.ptr,
-      }),
-    );
-    const headEnd = align4(8 + header.length);
-    const dataStart = headEnd + 8;
-    const out = new Uint8Array(dataStart + this.size * this.dim * 4);
-    const dv = new DataView(out.buffer);
-    dv.setUint32(0, MAGIC, true);
-    dv.setUint32(4, header.length, true);
-    out.set(header, 8);
-    const v = this.values();
-    const data = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-    out.set(data, dataStart);
-    dv.setUint32(headEnd, crc32(data), true);
-    dv.setUint32(headEnd + 4, crc32(out.subarray(0, headEnd + 4)), true);
-    return out;
+    return encodeContainerBytes(KIND, BINARY_VERSION, { size: this.size, dim: this.dim, pointer: this.ptr }, [
+      { name: 'values', data: this.values(), dtype: 'float32', shape: [this.size, this.dim] },
+    ]);
   }
 
   /** Frees the values (wasm heap memory included). */

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CompressError, crc32, formatChecksum } from '@compress/core';
+import { CompressError, crc32, decodeContainer, formatChecksum } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from './backend.js';
@@ -119,17 +119,78 @@ describe('checkpoints', () => {
     );
     const bytes = await readFile(file);
     await writeFile(join(dir, 'c.ckpt'), bytes.subarray(0, bytes.length - 8));
-    await expect(readCheckpoint(join(dir, 'c.ckpt'))).rejects.toThrow('(truncated?)');
+    await expect(readCheckpoint(join(dir, 'c.ckpt'))).rejects.toThrow(
+      /: the file ends within section '.*': the file is truncated or damaged/,
+    );
     await writeFile(join(dir, 'd.ckpt'), 'hello world, not a checkpoint');
     await expect(readCheckpoint(join(dir, 'd.ckpt'))).rejects.toThrow(
-      'is not a compress student checkpoint (expected magic CMPRSCKP)',
+      'is not a compress student checkpoint (expected the magic "COMPRESS", or CMPRSCKP of versions 1 and 2)',
     );
     await expect(readCheckpoint(join(dir, 'missing.ckpt'))).rejects.toThrow('no such file or directory');
     a.dispose();
     other.dispose();
   });
 
-  describe('checksums', () => {
+  describe('the compress container (version 3)', () => {
+    it('writes one aligned, checksummed section per tensor and names a damaged one', async () => {
+      const student = createStudent('alexnet-small', { seed: 4, width: 0.25 });
+      const optimizer = new SGD({ lr: 0.1 });
+      const x = tf.randomNormal([2, 28, 28, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
+      trainStep(student, () => tf.mean(tf.square(student.features(x))) as tf.Scalar, { optimizer });
+      const file = join(dir, 'v3.ckpt');
+      await saveCheckpoint(file, { student, optimizer, meta: { epoch: 7 } });
+      const bytes = await readFile(file);
+      expect(bytes.toString('latin1', 0, 8)).toBe('COMPRESS');
+      const container = decodeContainer(new Uint8Array(bytes), file, {
+        kind: 'compress-student-checkpoint',
+        versions: [3],
+        what: 'checkpoint',
+      });
+      expect(container.header.meta).toEqual({ epoch: 7 });
+      const { header, data } = await readCheckpoint(file);
+      expect(header.version).toBe(3);
+      expect(header.tensors.map((t) => t.name)).toEqual(container.sections.map((c) => c.entry.name));
+      expect(header.tensors.some((t) => t.name.startsWith('momentum.'))).toBe(true);
+      const dataStart = bytes.readUInt32LE(12);
+      for (const [i, { entry }] of container.sections.entries()) {
+        expect((dataStart + entry.offset) % 64).toBe(0);
+        const t = header.tensors[i]!;
+        const n = t.shape.reduce((p, q) => p * q, 1);
+        expect(new Uint8Array(data.buffer, t.offset * 4, n * 4)).toEqual(
+          new Uint8Array(bytes.subarray(dataStart + entry.offset, dataStart + entry.offset + n * 4)),
+        );
+      }
+      // the same contents give the same bytes
+      await saveCheckpoint(join(dir, 'v3b.ckpt'), { student, optimizer, meta: { epoch: 7 } });
+      expect((await readFile(join(dir, 'v3b.ckpt'))).equals(bytes)).toBe(true);
+      const last = container.sections.at(-1)!.entry;
+      const damaged = Buffer.from(bytes);
+      damaged[dataStart + last.offset + 1]! ^= 0x10;
+      await writeFile(join(dir, 'v3-bad.ckpt'), damaged);
+      const e = await loadStudent(join(dir, 'v3-bad.ckpt')).then(
+        () => undefined,
+        (error: unknown) => error as CompressError,
+      );
+      expect(e?.code).toBe('CORRUPT_INPUT');
+      expect(e?.message).toMatch(
+        new RegExp(
+          `^${escapeRegExp(join(dir, 'v3-bad.ckpt'))}: section '${escapeRegExp(last.name)}' checksum mismatch \\(stored ${formatChecksum(last.crc!)}, computed 0x[0-9a-f]{8}\\): the file is damaged; restore it from a copy, use an earlier checkpoint of its run, or train again$`,
+        ),
+      );
+      // a version-3 file as written and as re-encoded in version 2 restore the same weights
+      await writeFile(join(dir, 'v2.ckpt'), encodeV2(header, data));
+      const a = await loadStudent(file);
+      const b = await loadStudent(join(dir, 'v2.ckpt'));
+      for (const [i, [, v]] of b.stateDict().entries()) {
+        expect(Array.from(v.dataSync())).toEqual(Array.from(a.stateDict()[i]![1].dataSync()));
+      }
+      for (const m of [a, b, student]) m.dispose();
+      optimizer.dispose();
+      x.dispose();
+    });
+  });
+
+  describe('version 2 ("CMPRSCKP" with checksums), still read', () => {
     let file: string;
     let good: Buffer;
     let header: CheckpointHeader;
@@ -142,8 +203,10 @@ describe('checkpoints', () => {
       const x = tf.randomNormal([2, 28, 28, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
       trainStep(student, () => tf.mean(tf.square(student.features(x))) as tf.Scalar, { optimizer });
       file = join(dir, 'crc.ckpt');
-      await saveCheckpoint(file, { student, optimizer, meta: { epoch: 12345 } });
-      good = await readFile(file);
+      await saveCheckpoint(join(dir, 'crc-v3.ckpt'), { student, optimizer, meta: { epoch: 12345 } });
+      const current = await readCheckpoint(join(dir, 'crc-v3.ckpt'));
+      good = encodeV2(current.header, current.data);
+      await writeFile(file, good);
       header = (await readCheckpoint(file)).header;
       end = 12 + good.readUInt32LE(8);
       start = end + 4;
@@ -175,7 +238,7 @@ describe('checkpoints', () => {
       return error as CompressError;
     }
 
-    it('writes version 2 with a CRC-32 of the header and of every tensor', () => {
+    it('reads version 2 with a CRC-32 of the header and of every tensor', () => {
       expect(header.version).toBe(2);
       expect(good.readUInt32LE(end)).toBe(crc32(good.subarray(0, end)));
       expect(end % 4).toBe(0);
@@ -326,11 +389,32 @@ describe('checkpoints', () => {
       prefix.writeUInt32LE(v3.length, 8);
       await writeFile(join(dir, 'v3.ckpt'), Buffer.concat([prefix, v3]));
       await expect(readCheckpoint(join(dir, 'v3.ckpt'))).rejects.toThrow(
-        'compress-student-checkpoint version 3, this version of @compress/students reads versions 1 and 2',
+        'compress-student-checkpoint version 3 in the CMPRSCKP layout, this version of @compress/students reads versions 1 and 2 of that layout and version 3 in the compress container',
       );
     });
   });
 });
+
+/** Today's version-2 "CMPRSCKP" layout, as version 2 of @compress/students wrote it. */
+function encodeV2(header: CheckpointHeader, data: Float32Array): Buffer {
+  const tensors = header.tensors.map(({ name, shape, offset }) => {
+    const n = shape.reduce((p, q) => p * q, 1);
+    return { name, shape, offset, crc: crc32(data.subarray(offset, offset + n)) };
+  });
+  let json = Buffer.from(JSON.stringify({ ...header, version: 2, tensors }), 'utf8');
+  json = Buffer.concat([json, Buffer.from(' '.repeat((4 - ((12 + json.length) % 4)) % 4))]);
+  const prefix = Buffer.alloc(12);
+  prefix.write('CMPRSCKP', 0, 'latin1');
+  prefix.writeUInt32LE(json.length, 8);
+  const headerCrc = Buffer.alloc(4);
+  headerCrc.writeUInt32LE(crc32(json, crc32(prefix)));
+  return Buffer.concat([
+    prefix,
+    json,
+    headerCrc,
+    new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  ]);
+}
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

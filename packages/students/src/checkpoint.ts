@@ -1,14 +1,28 @@
 import { readFile } from 'node:fs/promises';
-import { CompressError, checksumError, crc32, ioError, verifySection, writeFileAtomic } from '@compress/core';
+import {
+  CompressError,
+  checksumError,
+  crc32,
+  decodeContainer,
+  ioError,
+  isContainer,
+  verifySection,
+  writeContainer,
+} from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { createStudent } from './models/registry.js';
 import type { Student, StudentOptions } from './models/student.js';
 import type { SGD } from './sgd.js';
 
+/** The magic of versions 1 and 2; version 3 is the compress container (magic "COMPRESS"). */
 const MAGIC = 'CMPRSCKP';
 const KIND = 'compress-student-checkpoint';
-/** Version 2 adds CRC-32 checksums (of the header and of every tensor); version 1 is still read, unverified. */
-const VERSION = 2;
+/**
+ * Version 3 is the compress container; the "CMPRSCKP" layouts of version 2 (CRC-32 checksums) and
+ * version 1 (none, read unverified) are still read.
+ */
+const VERSION = 3;
+const VERSION_2 = 2;
 const LEGACY_VERSION = 1;
 const PREFIX = MAGIC.length + 4;
 
@@ -70,16 +84,11 @@ function elements(shape: readonly number[]): number {
  * Writes a checkpoint atomically. Restoring it gives bit-identical weights, BatchNorm statistics
  * and momentum buffers.
  *
- * ```
- * offset  size  field (version 2)
- *      0     8  magic "CMPRSCKP"
- *      8     4  u32 length L of the JSON header (space-padded so that 12 + L is a multiple of 4)
- *     12     L  JSON header: kind, version (2), the students' registry names and options, optimizer,
- *               variables, meta, tensor table (name, shape, offset in floats, crc: CRC-32 of its bytes)
- *   12+L     4  u32 CRC-32 of bytes 0 … 12+L (magic, length and JSON header)
- *   16+L     …  the tensors' little-endian float32 data, one after another
- * ```
- * Version 1 (no CRC word after the header, no `crc` in the table) is still read, unverified.
+ * The file is a compress container (see `@compress/core`): kind "compress-student-checkpoint",
+ * version 3, fields `student` and `key` (registry names and options), `optimizer`, `variables` and
+ * `meta`, and one 64-byte-aligned float32 section per tensor, named as the tensor
+ * (`student.<name>`, `key.<name>`, `variables.<name>`, `momentum.<tensor>`), with its shape and
+ * CRC-32. The "CMPRSCKP" layouts of versions 1 and 2 are still read.
  */
 export async function saveCheckpoint(path: string, contents: CheckpointContents): Promise<void> {
   const named = collect(contents);
@@ -90,21 +99,7 @@ export async function saveCheckpoint(path: string, contents: CheckpointContents)
       if (buf) tensors.push([`momentum.${name}`, buf]);
     }
   }
-  let offset = 0;
-  const table: TensorEntry[] = tensors.map(([name, t]) => {
-    const e: TensorEntry = { name, shape: t.shape.slice(), offset, crc: 0 };
-    offset += t.size;
-    return e;
-  });
-  const data = new Float32Array(offset);
-  for (const [i, [, t]] of tensors.entries()) {
-    const e = table[i]!;
-    data.set(t.dataSync() as Float32Array, e.offset);
-    e.crc = crc32(data.subarray(e.offset, e.offset + t.size));
-  }
-  const header: CheckpointHeader = {
-    kind: KIND,
-    version: VERSION,
+  const fields = {
     student: { name: contents.student.spec.name, options: contents.student.options },
     key: contents.key ? { name: contents.key.spec.name, options: contents.key.options } : null,
     optimizer: contents.optimizer
@@ -116,24 +111,77 @@ export async function saveCheckpoint(path: string, contents: CheckpointContents)
       : null,
     variables: Object.keys(contents.variables ?? {}),
     meta: contents.meta ?? null,
-    tensors: table,
   };
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  // pad the header so the data starts 4-byte aligned
-  const pad = (4 - ((PREFIX + json.length) % 4)) % 4;
-  if (pad) json = Buffer.concat([json, Buffer.from(' '.repeat(pad))]);
-  const prefix = Buffer.alloc(PREFIX);
-  prefix.write(MAGIC, 0, 'latin1');
-  prefix.writeUInt32LE(json.length, MAGIC.length);
-  const headerCrc = Buffer.alloc(4);
-  headerCrc.writeUInt32LE(crc32(json, crc32(prefix)));
-  await writeFileAtomic(path, [prefix, json, headerCrc, new Uint8Array(data.buffer)]);
+  await writeContainer(
+    path,
+    KIND,
+    VERSION,
+    fields,
+    tensors.map(([name, t]) => ({
+      name,
+      data: t.dataSync() as Float32Array,
+      dtype: 'float32' as const,
+      shape: t.shape,
+    })),
+  );
+}
+
+/** Reads a version-3 checkpoint (a container) into the header and packed data of the older versions. */
+function readContainerCheckpoint(
+  path: string,
+  buf: Buffer,
+): { header: CheckpointHeader; data: Float32Array } {
+  const { header: h, sections } = decodeContainer(
+    new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength),
+    path,
+    {
+      kind: KIND,
+      versions: [VERSION],
+      what: 'compress student checkpoint',
+      reader: '@compress/students',
+      remedy: REMEDY,
+    },
+  );
+  let offset = 0;
+  const tensors: TensorEntry[] = sections.map(({ entry }) => {
+    const shape = entry.shape ?? [entry.bytes / 4];
+    if (entry.dtype !== 'float32' || elements(shape) * 4 !== entry.bytes) {
+      throw new CompressError(
+        'CORRUPT_INPUT',
+        `${path}: section '${entry.name}' is not a float32 tensor of shape [${shape.join(', ')}]`,
+        { input: path },
+      );
+    }
+    const e: TensorEntry = { name: entry.name, shape, offset, crc: entry.crc ?? 0 };
+    offset += elements(shape);
+    return e;
+  });
+  const data = new Float32Array(offset);
+  for (const [i, { bytes }] of sections.entries()) {
+    data.set(
+      new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)),
+      tensors[i]!.offset,
+    );
+  }
+  const header: CheckpointHeader = {
+    kind: KIND,
+    version: h.version,
+    student: h.student as CheckpointHeader['student'],
+    key: (h.key ?? null) as CheckpointHeader['key'],
+    optimizer: (h.optimizer ?? null) as CheckpointHeader['optimizer'],
+    variables: (h.variables ?? []) as string[],
+    meta: h.meta ?? null,
+    tensors,
+  };
+  return { header, data };
 }
 
 /**
  * Reads a checkpoint's header and data, checking their checksums (a version-1 file, which has
  * none, is read unverified). Throws CORRUPT_INPUT naming the file and the damaged section
- * (`header` or `tensor <name>`) when one does not match, or when the file is cut short.
+ * (`header`, or the tensor: `<name>` in version 3, `tensor <name>` in version 2) when one does not
+ * match, or when the file is cut short. The header is given in the shape of versions 1 and 2 (one
+ * table of tensors with their offsets in `data`) whatever the version of the file.
  */
 export async function readCheckpoint(
   path: string,
@@ -144,10 +192,16 @@ export async function readCheckpoint(
   } catch (error) {
     throw ioError(error, path, 'read checkpoint');
   }
+  if (isContainer(buf)) return readContainerCheckpoint(path, buf);
+  return readLegacyCheckpoint(path, buf);
+}
+
+/** Reads the "CMPRSCKP" layouts of versions 1 and 2 (see the package README). */
+function readLegacyCheckpoint(path: string, buf: Buffer): { header: CheckpointHeader; data: Float32Array } {
   if (buf.length < PREFIX || buf.toString('latin1', 0, MAGIC.length) !== MAGIC) {
     throw new CompressError(
       'CORRUPT_INPUT',
-      `${path} is not a compress student checkpoint (expected magic ${MAGIC})`,
+      `${path} is not a compress student checkpoint (expected the magic "COMPRESS", or ${MAGIC} of versions 1 and 2)`,
       { input: path },
     );
   }
@@ -173,10 +227,10 @@ export async function readCheckpoint(
   // A version-1 file has no checksum word: the four bytes after its header are tensor data.
   const legacy = !verified && header?.kind === KIND && header.version === LEGACY_VERSION;
   if (!verified && !legacy) {
-    if (header?.kind === KIND && typeof header.version === 'number' && header.version > VERSION) {
+    if (header?.kind === KIND && typeof header.version === 'number' && header.version > VERSION_2) {
       throw new CompressError(
         'UNSUPPORTED',
-        `${path}: a ${KIND} version ${header.version}, this version of @compress/students reads versions ${LEGACY_VERSION} and ${VERSION} (or the file is damaged)`,
+        `${path}: a ${KIND} version ${header.version} in the ${MAGIC} layout, this version of @compress/students reads versions ${LEGACY_VERSION} and ${VERSION_2} of that layout and version ${VERSION} in the compress container (or the file is damaged)`,
         { input: path },
       );
     }
@@ -195,10 +249,10 @@ export async function readCheckpoint(
       cause: parseError,
     });
   }
-  if (header.kind !== KIND || (header.version !== VERSION && !legacy)) {
+  if (header.kind !== KIND || (header.version !== VERSION_2 && !legacy)) {
     throw new CompressError(
       'MISMATCH',
-      `${path}: expected a ${KIND} version ${LEGACY_VERSION} or ${VERSION}, found ${String(header.kind)} version ${String(header.version)}`,
+      `${path}: expected a ${KIND} version ${LEGACY_VERSION} or ${VERSION_2}, found ${String(header.kind)} version ${String(header.version)}`,
       { input: path },
     );
   }

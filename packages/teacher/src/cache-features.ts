@@ -263,7 +263,7 @@ export async function* cacheTeacherFeaturesSteps(
         await handle.write(bytes, 0, bytes.length, header.headerBytes + start * rowBytes);
         if (finished > 0) await handle.write(table, 0, table.length, tableAt + firstFinished * 4);
         await handle.datasync(); // the rows and checksums are on disk before the marker says so
-        const progress = setProgress(head, start + n, partial, tableCrc);
+        const progress = setProgress(head, (start + n) * rowBytes, partial, tableCrc);
         await handle.write(progress, 0, progress.length, PROGRESS_OFFSET);
       } catch (error) {
         throw ioError(error, file, 'write the feature cache');
@@ -397,7 +397,7 @@ async function readExisting(file: string): Promise<Existing | CompressError | un
       }
       const raw = new Uint8Array(header.headerBytes);
       await handle.read(raw, 0, raw.length, 0);
-      if (header.version === CACHE_VERSION) await checkResumePoint(handle, header, file);
+      if (header.version >= 2) await checkResumePoint(handle, header, file);
       return { ...header, raw };
     } catch (error) {
       if (error instanceof CompressError) return error;
@@ -435,8 +435,11 @@ function describeDifference(
   have: CacheHeader,
   want: { dtype: CacheDtype; dim: number; rows: number; meta: CacheMetadata },
 ): string | undefined {
-  if (have.version !== CACHE_VERSION) {
+  if (have.version < 2) {
     return `it was written in version ${have.version} of the cache format, which carries no checksums`;
+  }
+  if (have.version !== CACHE_VERSION && have.doneRows < have.rows) {
+    return `it is an unfinished cache in version ${have.version} of the cache format, which this version reads but does not extend (finish it with the version of compress that began it, or make it again)`;
   }
   const d = have.meta.dataset;
   const w = want.meta.dataset;

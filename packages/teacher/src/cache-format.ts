@@ -1,47 +1,56 @@
 /**
- * The feature-cache file: a self-describing header, then `rows × dim` values in dataset-index
- * order (little-endian float32 or float16), then a table of CRC-32 checksums, one per block of
- * rows.
+ * The feature-cache file (version 3): a compress container (see `@compress/core`) of kind
+ * "compress-feature-cache" whose JSON header holds the dataset {name, fingerprint, length}, the
+ * teacher {fingerprint} and the transform, with one blocked section 'rows' (`rows × dim` values in
+ * dataset-index order, little-endian float32 or float16, shape [rows, dim]) whose CRC-32s, one per
+ * block of about 1 MiB of rows, sit in a table after the rows. The header region is padded to
+ * 4096 bytes, so the rows start on a page.
  *
  * ```
- * offset  size  field (version 2)
- *      0     8  magic "CMPFEATS"
- *      8     4  u32 version (2)
- *     12     4  u32 header size = offset of row 0 (a multiple of 4096)
- *     16     4  u32 dtype (1 = float32, 2 = float16)
- *     20     4  u32 dim
- *     24     8  u64 rows
- *     32     4  u32 length of the JSON metadata
- *     36     4  u32 rows per checksum block (blocks of about 1 MiB)
- *     40     8  u64 done rows: rows 0 … done−1 are written (the resume point)
- *     48     4  u32 CRC-32 of the done rows of the unfinished block (0 when there is none)
- *     52     4  u32 CRC-32 of the checksum table's entries of the finished blocks
- *     56     4  reserved (0)
- *     60     4  u32 CRC-32 of the header: bytes 0–59 and 64 … header size
- *     64     …  JSON metadata (UTF-8): kind, dataset {name, fingerprint, length}, teacher
- *               {fingerprint}, transform; zero padding up to the header size
- *  header size  rows × dim values
- *   after them  checksum table: ⌈rows / block rows⌉ × u32, the CRC-32 of each block's bytes
+ * offset        size  field
+ *      0           8  magic "COMPRESS", then the container's version, header size, JSON length
+ *     24           8  u64 bytes of rows written (the resume point, in bytes)
+ *     32           4  u32 CRC-32 of the written rows of the unfinished block (0 when there is none)
+ *     36           4  u32 CRC-32 of the checksum table's entries of the finished blocks
+ *     60           4  u32 CRC-32 of the header
+ *     64           …  JSON header, zero padding up to the header size (a multiple of 4096)
+ *  header size     …  rows × dim values (the section 'rows')
+ *  after them, at a multiple of 64: the checksum table, ⌈rows / block rows⌉ × u32
  * ```
- * Rows (and the table entries of the blocks they finish) are on disk before bytes 40–63 say so,
- * in one write, so a killed writer leaves a file that resumes where it stopped and ends
- * byte-identical to an unbroken run. Version 1 (48-byte fixed header: done rows at 32, metadata
- * length at 40, no checksums) is still read, unverified.
+ * Rows (and the table entries of the blocks they finish) are on disk before bytes 24–63 say so, in
+ * one write, so a killed writer leaves a file that resumes where it stopped and ends byte-identical
+ * to an unbroken run. The "CMPFEATS" layouts of version 2 (64-byte fixed header with the same
+ * checksums, table right after the rows) and version 1 (48-byte fixed header, no checksums, read
+ * unverified) are still read.
  */
 
 import type { FileHandle } from 'node:fs/promises';
-import { CompressError, checksumError, crc32 } from '@compress/core';
+import {
+  alignContainer,
+  CONTAINER_PROGRESS_OFFSET,
+  CompressError,
+  type ContainerExpectation,
+  checksumError,
+  containerHeaderSize,
+  crc32,
+  decodeContainerHeader,
+  isContainer,
+  layoutBlockedContainer,
+  setContainerProgress,
+} from '@compress/core';
 
+/** The magic of the legacy layouts (versions 1 and 2). */
 export const CACHE_MAGIC = 'CMPFEATS';
-export const CACHE_VERSION = 2;
+export const CACHE_VERSION = 3;
+const LEGACY_VERSION = 2;
 export const CACHE_KIND = 'compress-feature-cache';
 const FIXED = 64;
 const FIXED_V1 = 48;
 const ALIGN = 4096;
 /** The largest header accepted (a damaged size field must not make us allocate gigabytes). */
 const MAX_HEADER = 64 * 2 ** 20;
-/** Byte offset of the part of the header that a writer rewrites after every batch (24 bytes). */
-export const PROGRESS_OFFSET = 40;
+/** Byte offset of the part of the header that a writer rewrites after every batch (40 bytes). */
+export const PROGRESS_OFFSET = CONTAINER_PROGRESS_OFFSET;
 const HEADER_CRC_OFFSET = 60;
 /** Target size of a checksum block. */
 export const BLOCK_BYTES = 2 ** 20;
@@ -90,10 +99,21 @@ export function blockCount(header: Pick<CacheHeader, 'rows' | 'blockRows'>): num
   return header.blockRows === 0 ? 0 : Math.ceil(header.rows / header.blockRows);
 }
 
-/** Byte offset of the checksum table (right after the rows). */
-export function tableOffset(header: Pick<CacheHeader, 'headerBytes' | 'rows' | 'dim' | 'dtype'>): number {
-  return header.headerBytes + header.rows * header.dim * bytesPerValue(header.dtype);
+/** Byte offset of the checksum table (after the rows; at a multiple of 64 from version 3). */
+export function tableOffset(
+  header: Pick<CacheHeader, 'version' | 'headerBytes' | 'rows' | 'dim' | 'dtype'>,
+): number {
+  const rows = header.rows * header.dim * bytesPerValue(header.dtype);
+  return header.headerBytes + (header.version >= CACHE_VERSION ? alignContainer(rows) : rows);
 }
+
+const EXPECT: ContainerExpectation = {
+  kind: CACHE_KIND,
+  versions: [CACHE_VERSION],
+  what: 'compress feature cache',
+  reader: '@compress/teacher',
+  remedy: CACHE_REMEDY,
+};
 
 /** The section name of block `b` in messages: its rows. */
 export function blockSection(
@@ -106,48 +126,98 @@ export function blockSection(
   return `rows ${first}–${last}`;
 }
 
-/** Serialises a version-2 header (padded to its full size, checksum included). */
+/** Serialises a version-3 header region (padded to 4096 bytes, checksum included). */
 export function encodeHeader(
   header: Omit<CacheHeader, 'version' | 'headerBytes' | 'partialCrc' | 'tableCrc'> &
     Partial<Pick<CacheHeader, 'partialCrc' | 'tableCrc'>>,
 ): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(header.meta));
-  const size = Math.ceil((FIXED + json.length) / ALIGN) * ALIGN;
-  const bytes = new Uint8Array(size);
-  const view = new DataView(bytes.buffer);
-  bytes.set(new TextEncoder().encode(CACHE_MAGIC), 0);
-  view.setUint32(8, CACHE_VERSION, true);
-  view.setUint32(12, size, true);
-  view.setUint32(16, header.dtype === 'float16' ? 2 : 1, true);
-  view.setUint32(20, header.dim, true);
-  view.setBigUint64(24, BigInt(header.rows), true);
-  view.setUint32(32, json.length, true);
-  view.setUint32(36, header.blockRows, true);
-  bytes.set(json, FIXED);
-  setProgress(bytes, header.doneRows, header.partialCrc ?? 0, header.tableCrc ?? 0);
-  return bytes;
+  const rowBytes = header.dim * bytesPerValue(header.dtype);
+  const { kind: _kind, ...fields } = header.meta;
+  const { region } = layoutBlockedContainer(
+    CACHE_KIND,
+    CACHE_VERSION,
+    fields,
+    {
+      name: 'rows',
+      bytes: header.rows * rowBytes,
+      blockBytes: header.blockRows * rowBytes,
+      dtype: header.dtype,
+      shape: [header.rows, header.dim],
+    },
+    ALIGN,
+  );
+  setProgress(region, header.doneRows * rowBytes, header.partialCrc ?? 0, header.tableCrc ?? 0);
+  return region;
 }
 
 /**
- * Writes the done-rows marker and the running checksums into `header` (a whole encoded header)
- * and updates its checksum; returns the 24 bytes to write at {@link PROGRESS_OFFSET}.
+ * Writes the bytes of rows written and the running checksums into `header` (a whole encoded
+ * version-3 header) and updates its checksum; returns the 40 bytes to write at {@link PROGRESS_OFFSET}.
  */
 export function setProgress(
   header: Uint8Array,
-  done: number,
+  doneBytes: number,
   partialCrc: number,
   tableCrc: number,
 ): Uint8Array {
-  const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
-  view.setBigUint64(40, BigInt(done), true);
-  view.setUint32(48, partialCrc >>> 0, true);
-  view.setUint32(52, tableCrc >>> 0, true);
-  view.setUint32(HEADER_CRC_OFFSET, headerChecksum(header), true);
-  return header.subarray(PROGRESS_OFFSET, FIXED);
+  return setContainerProgress(header, { bytes: doneBytes, partialCrc, tableCrc });
 }
 
 function headerChecksum(header: Uint8Array): number {
   return crc32(header.subarray(HEADER_CRC_OFFSET + 4), crc32(header.subarray(0, HEADER_CRC_OFFSET)));
+}
+
+/** Parses a version-3 header region (its checksum, kind and version checked by the container). */
+function decodeContainerCache(bytes: Uint8Array, file: string): CacheHeader {
+  const corrupt = (why: string) =>
+    new CompressError('CORRUPT_INPUT', `${file} is not a compress feature cache: ${why}`, { input: file });
+  const { header, progress, headerBytes } = decodeContainerHeader(bytes, file, EXPECT);
+  const rows = header.sections[0];
+  const shape = rows?.shape;
+  if (
+    header.sections.length !== 1 ||
+    rows?.name !== 'rows' ||
+    rows.offset !== 0 ||
+    (rows.dtype !== 'float32' && rows.dtype !== 'float16') ||
+    !Array.isArray(shape) ||
+    shape.length !== 2
+  ) {
+    throw corrupt(`expected one section 'rows' of float32 or float16 [rows, dim]`);
+  }
+  const [count, dim] = shape as [number, number];
+  const rowBytes = dim * bytesPerValue(rows.dtype);
+  if (dim < 1) throw corrupt('dim is 0');
+  if (rows.bytes !== count * rowBytes)
+    throw corrupt(`section 'rows' has ${rows.bytes} bytes, not ${count} × ${dim}`);
+  const blockBytes = rows.blockBytes ?? 0;
+  if (blockBytes < rowBytes || blockBytes % rowBytes !== 0)
+    throw corrupt('its checksum blocks are not whole rows');
+  if (rows.table !== alignContainer(rows.bytes))
+    throw corrupt('its checksum table is not right after the rows');
+  if (progress.bytes % rowBytes !== 0 || progress.bytes > rows.bytes) {
+    throw corrupt(`${progress.bytes} bytes of rows marked done of ${rows.bytes}`);
+  }
+  const meta = {
+    kind: CACHE_KIND,
+    dataset: header.dataset,
+    teacher: header.teacher,
+    transform: header.transform,
+  } as CacheMetadata;
+  if (typeof meta.dataset?.fingerprint !== 'string' || typeof meta.teacher?.fingerprint !== 'string') {
+    throw corrupt('its metadata lacks dataset or teacher fingerprints');
+  }
+  return {
+    version: header.version,
+    headerBytes,
+    dtype: rows.dtype,
+    dim,
+    rows: count,
+    doneRows: progress.bytes / rowBytes,
+    blockRows: blockBytes / rowBytes,
+    partialCrc: progress.partialCrc,
+    tableCrc: progress.tableCrc,
+    meta,
+  };
 }
 
 /**
@@ -156,6 +226,16 @@ function headerChecksum(header: Uint8Array): number {
  * Throws CORRUPT_INPUT naming `file` when it is not a feature cache or its header is damaged.
  */
 export function decodeHeader(bytes: Uint8Array, file: string, withMetadata = true): CacheHeader {
+  if (isContainer(bytes)) {
+    // a version-3 header is only parsed whole (readHeader learns its size from the container)
+    if (!withMetadata) containerHeaderSize(bytes, file, EXPECT);
+    return decodeContainerCache(bytes, file);
+  }
+  return decodeLegacyHeader(bytes, file, withMetadata);
+}
+
+/** Parses the header of the "CMPFEATS" layouts of versions 1 and 2. */
+function decodeLegacyHeader(bytes: Uint8Array, file: string, withMetadata: boolean): CacheHeader {
   const corrupt = (why: string) =>
     new CompressError('CORRUPT_INPUT', `${file} is not a compress feature cache: ${why}`, { input: file });
   const damaged = (why: string) =>
@@ -168,13 +248,15 @@ export function decodeHeader(bytes: Uint8Array, file: string, withMetadata = tru
     throw corrupt(`it has ${bytes.length} bytes, fewer than the ${FIXED_V1}-byte header`);
   const magic = new TextDecoder().decode(bytes.subarray(0, 8));
   if (magic !== CACHE_MAGIC)
-    throw corrupt(`expected the magic "${CACHE_MAGIC}", found ${JSON.stringify(magic)}`);
+    throw corrupt(
+      `expected the magic "COMPRESS" (or "${CACHE_MAGIC}" of versions 1 and 2), found ${JSON.stringify(magic)}`,
+    );
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
-  if (version !== 1 && version !== CACHE_VERSION) {
+  if (version !== 1 && version !== LEGACY_VERSION) {
     throw new CompressError(
       'UNSUPPORTED',
-      `${file}: feature cache version ${version}, this version of @compress/teacher reads versions 1 and ${CACHE_VERSION} (or the header is damaged)`,
+      `${file}: feature cache version ${version} in the "${CACHE_MAGIC}" layout, this version of @compress/teacher reads versions 1 and ${LEGACY_VERSION} of that layout and version ${CACHE_VERSION} in the compress container (or the header is damaged)`,
       { input: file },
     );
   }
@@ -243,7 +325,7 @@ export function decodeHeader(bytes: Uint8Array, file: string, withMetadata = tru
 
 /** Expected size of a complete cache file (rows and, from version 2, the checksum table). */
 export function fileBytes(
-  header: Pick<CacheHeader, 'headerBytes' | 'rows' | 'dim' | 'dtype' | 'blockRows'>,
+  header: Pick<CacheHeader, 'version' | 'headerBytes' | 'rows' | 'dim' | 'dtype' | 'blockRows'>,
 ): number {
   return tableOffset(header) + 4 * blockCount(header);
 }
@@ -252,6 +334,12 @@ export function fileBytes(
 export async function readHeader(handle: FileHandle, size: number, file: string): Promise<CacheHeader> {
   const prefix = new Uint8Array(Math.min(size, FIXED));
   await handle.read(prefix, 0, prefix.length, 0);
+  if (isContainer(prefix)) {
+    // checks magic, version and sizes before trusting the lengths
+    const whole = new Uint8Array(Math.min(size, containerHeaderSize(prefix, file, EXPECT)));
+    await handle.read(whole, 0, whole.length, 0);
+    return decodeContainerCache(whole, file);
+  }
   // checks magic, version and sizes before trusting the lengths
   const fixed = decodeHeader(prefix, file, false);
   const length =

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CompressError,
+  crc32,
   type Dataset,
   type FeatureMatrix,
   type ImageBatch,
@@ -97,7 +98,8 @@ describe('feature cache checksums', () => {
       const file = await writeCache(dtype);
       const bytes = await readFile(file);
       const rowBytes = dtype === 'float32' ? 20 : 10;
-      expect(bytes.length).toBe(HEADER + ROWS * rowBytes + 10 * 4);
+      expect(bytes.length).toBe(HEADER + Math.ceil((ROWS * rowBytes) / 64) * 64 + 10 * 4);
+      expect(new TextDecoder().decode(bytes.subarray(0, 8))).toBe('COMPRESS');
       const cached = await CachedTeacher.open(file, { dataset: dataset(ROWS) });
       const shuffled = [...all].sort((a, b) => ((a * 7919) % 37) - ((b * 7919) % 37));
       for (const indices of [[5, 3, 4, 36, 0, 4], shuffled, all]) {
@@ -320,4 +322,88 @@ describe('feature cache checksums', () => {
     });
     expect(await readFile(file)).toEqual(await readFile(await writeCache()));
   });
+
+  it('reads a version-2 cache ("CMPFEATS" with checksums), checking its header, table and blocks', async () => {
+    const file = tmp('v2');
+    const good = encodeV2(ROWS, BLOCK, ROWS);
+    await writeFile(file, good);
+    const warnings: string[] = [];
+    const cached = await CachedTeacher.open(file, {
+      dataset: dataset(ROWS),
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(warnings).toEqual([]);
+    expect(cached.read(0, ROWS).data).toEqual(Float32Array.from(all.flatMap((i) => [...expected(i)])));
+    cached.dispose();
+    // a flipped byte in the header (its checksums), in the table, in a block
+    const header = await flip(file, 52);
+    expect((await thrown(() => CachedTeacher.open(header))).message).toMatch(mismatch(header, 'header'));
+    const table = await flip(file, good.length - 1);
+    expect((await thrown(() => CachedTeacher.open(table))).message).toMatch(
+      mismatch(table, 'checksum table'),
+    );
+    const rows = await flip(file, HEADER + 13 * 20);
+    const damaged = await CachedTeacher.open(rows);
+    expect((await thrown(() => damaged.lookup([13]))).message).toMatch(mismatch(rows, 'rows 12–15'));
+    damaged.dispose();
+    // a finished version-2 cache of the same teacher and dataset is left as it is
+    const summary = await cacheTeacherFeatures(teacher(), dataset(ROWS), file, { checksumBlockRows: BLOCK });
+    expect(summary.resumedFrom).toBe(ROWS);
+    expect(new Uint8Array(await readFile(file))).toEqual(good);
+    // an unfinished one is not extended: it is made again with overwrite, in version 3
+    const unfinished = tmp('v2-unfinished');
+    await writeFile(unfinished, encodeV2(ROWS, BLOCK, 8));
+    const error = await thrown(() => cacheTeacherFeatures(teacher(), dataset(ROWS), unfinished));
+    expect(error.code).toBe('MISMATCH');
+    expect(error.message).toContain(
+      'it is an unfinished cache in version 2 of the cache format, which this version reads but does not extend',
+    );
+    await cacheTeacherFeatures(teacher(), dataset(ROWS), unfinished, {
+      overwrite: true,
+      checksumBlockRows: BLOCK,
+      batchSize: 6,
+    });
+    expect(await readFile(unfinished)).toEqual(await readFile(await writeCache()));
+  });
 });
+
+/** Today's version-2 "CMPFEATS" layout of the rows `expected(i)` (float32, dim 5), as version 2 wrote it. */
+function encodeV2(rows: number, blockRows: number, done: number): Uint8Array {
+  const meta = {
+    kind: CACHE_KIND,
+    dataset: { name: 'tiny/ds', fingerprint: 'ds', length: rows },
+    teacher: { fingerprint: 'rows-v1' },
+    transform: 'none',
+  };
+  const json = new TextEncoder().encode(JSON.stringify(meta));
+  const blocks = Math.ceil(rows / blockRows);
+  const bytes = new Uint8Array(HEADER + rows * 20 + 4 * blocks);
+  const view = new DataView(bytes.buffer);
+  bytes.set(new TextEncoder().encode('CMPFEATS'), 0);
+  view.setUint32(8, 2, true);
+  view.setUint32(12, HEADER, true);
+  view.setUint32(16, 1, true);
+  view.setUint32(20, 5, true);
+  view.setBigUint64(24, BigInt(rows), true);
+  view.setUint32(32, json.length, true);
+  view.setUint32(36, blockRows, true);
+  bytes.set(json, 64);
+  for (let i = 0; i < done; i++) bytes.set(new Uint8Array(expected(i).buffer), HEADER + i * 20);
+  const finished = done === rows ? blocks : Math.floor(done / blockRows);
+  for (let b = 0; b < finished; b++) {
+    const from = HEADER + b * blockRows * 20;
+    view.setUint32(
+      HEADER + rows * 20 + 4 * b,
+      crc32(bytes.subarray(from, Math.min(HEADER + rows * 20, from + blockRows * 20))),
+      true,
+    );
+  }
+  const partialFrom = HEADER + finished * blockRows * 20;
+  const partial =
+    done === rows || done % blockRows === 0 ? 0 : crc32(bytes.subarray(partialFrom, HEADER + done * 20));
+  view.setBigUint64(40, BigInt(done), true);
+  view.setUint32(48, partial, true);
+  view.setUint32(52, crc32(bytes.subarray(HEADER + rows * 20, HEADER + rows * 20 + 4 * finished)), true);
+  view.setUint32(60, crc32(bytes.subarray(64, HEADER), crc32(bytes.subarray(0, 60))), true);
+  return bytes;
+}

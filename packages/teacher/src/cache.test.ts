@@ -102,7 +102,7 @@ describe('cacheTeacherFeatures + CachedTeacher', () => {
       rows: 37,
       dim: 7,
       dtype: 'float32',
-      bytes: 4096 + 37 * 7 * 4 + 4, // header, rows, one block's checksum
+      bytes: 4096 + 1088 + 4, // header, rows (37 × 7 × 4 = 1036 bytes, padded to 64), one block's checksum
       resumedFrom: 0,
     });
     expect(events.map((e) => e.done)).toEqual([0, 10, 20, 30, 37]);
@@ -136,7 +136,10 @@ describe('cacheTeacherFeatures + CachedTeacher', () => {
     const f16 = tmp('b.f16');
     await cacheTeacherFeatures(teacher, dataset, f32, { batchSize: 16 });
     await cacheTeacherFeatures(teacher, dataset, f16, { batchSize: 16, dtype: 'float16' });
-    expect((await stat(f16)).size - 4100).toBe(((await stat(f32)).size - 4100) / 2);
+    // header (4096), rows (then padding to 64 bytes), one block's checksum
+    const align = (n: number) => Math.ceil(n / 64) * 64;
+    expect((await stat(f32)).size).toBe(4096 + align(40 * teacher.dim * 4) + 4);
+    expect((await stat(f16)).size).toBe(4096 + align(40 * teacher.dim * 2) + 4);
     const a = await CachedTeacher.open(f32, { dataset });
     const b = await CachedTeacher.open(f16, { dataset });
     expect(b.dtype).toBe('float16');
@@ -295,7 +298,7 @@ describe('cacheTeacherFeatures + CachedTeacher', () => {
     const e1 = await thrown(CachedTeacher.open(notCache));
     expect(e1.code).toBe('CORRUPT_INPUT');
     expect(e1.message).toBe(
-      `${notCache} is not a compress feature cache: expected the magic "CMPFEATS", found "hello, t"`,
+      `${notCache} is not a compress feature cache: expected the magic "COMPRESS" (or "CMPFEATS" of versions 1 and 2), found "hello, t"`,
     );
     const e2 = await thrown(cacheTeacherFeatures(functionTeacher(), tinyDataset(2, 'H'), notCache));
     expect(e2.message).toContain('already holds something else');

@@ -3,12 +3,17 @@ import {
   CompressError,
   checksumError,
   crc32,
-  crc32Of,
+  decodeContainer,
+  float32Section,
   ioError,
+  isContainer,
   verifySection,
-  writeFileAtomic,
+  writeContainer,
 } from '@compress/core';
 
+/** The kind and version of the state in the compress container (version 3). */
+const KIND = 'compress-trainer-state';
+const VERSION = 3;
 /** The magic of version 2 (with checksums); version 1 (`CMPRSST1`, none) is still read, unverified. */
 const MAGIC = 'CMPRSST2';
 const MAGIC_V1 = 'CMPRSST1';
@@ -22,48 +27,40 @@ function pad4(n: number): number {
 }
 
 /**
- * Writes a JSON-like state that contains Float32Arrays (queues, heads) as one binary file, written
- * atomically:
- *
- * ```
- * offset    size  field (version 2)
- *      0       8  magic "CMPRSST2" (the last character is the version)
- *      8       4  u32 length L of the JSON header
- *     12       L  JSON header: the state, every array as { "$f32": offset in floats, "length": n }
- *   12+L       p  zero padding so that 12 + L + p is a multiple of 4
- * 12+L+p       4  u32 CRC-32 of the array data
- * 16+L+p       4  u32 CRC-32 of bytes 0 … 16+L+p (everything before it)
- * 20+L+p       …  the arrays' little-endian float32 data, one after another
- * ```
- * Version 1 (magic "CMPRSST1", no checksum words) is still read, unverified.
+ * Writes a JSON-like state that contains Float32Arrays (queues, heads) as one file, written
+ * atomically, in the compress container (see `@compress/core`): kind "compress-trainer-state",
+ * version 3, the state in the field `state` with every array replaced by `{ "$section": name }`,
+ * and one 64-byte-aligned float32 section per array, named by its path in the state
+ * (`queues.teacher.values`), with its CRC-32. The "CMPRSST2" (with checksums) and "CMPRSST1"
+ * (without) layouts of versions 2 and 1 are still read.
  */
 export async function writeStateFile(path: string, state: unknown): Promise<void> {
-  const arrays: Uint8Array[] = [];
-  let offset = 0;
-  const header = JSON.stringify(state, (_key, value) => {
-    if (value instanceof Float32Array) {
-      arrays.push(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
-      const ref = { $f32: offset, length: value.length };
-      offset += value.length;
-      return ref;
-    }
-    return value;
-  });
-  const head = Buffer.from(header, 'utf8');
-  const prefix = Buffer.alloc(12);
-  prefix.write(MAGIC, 0, 'ascii');
-  prefix.writeUInt32LE(head.length, 8);
-  const pad = Buffer.alloc(pad4(12 + head.length));
-  const checksums = Buffer.alloc(8);
-  checksums.writeUInt32LE(crc32Of(arrays), 0);
-  checksums.writeUInt32LE(crc32Of([prefix, head, pad, checksums.subarray(0, 4)]), 4);
-  await writeFileAtomic(path, [prefix, head, pad, checksums, ...arrays]);
+  const sections: { name: string; data: Float32Array; dtype: 'float32' }[] = [];
+  const paths = new WeakMap<object, string>();
+  const json = JSON.parse(
+    JSON.stringify({ '': state }, function (this: object, key: string, value: unknown) {
+      const holder = paths.get(this);
+      const at = holder === undefined ? key : holder === '' ? key : `${holder}.${key}`;
+      if (value instanceof Float32Array) {
+        const used = new Set(sections.map((s) => s.name));
+        let name = at === '' ? 'state' : at;
+        for (let n = 2; used.has(name); n++) name = `${at}#${n}`;
+        sections.push({ name, data: value, dtype: 'float32' });
+        return { $section: name };
+      }
+      if (value !== null && typeof value === 'object')
+        paths.set(value, key === '' && holder === undefined ? '' : at);
+      return value;
+    }),
+  ) as { '': unknown };
+  await writeContainer(path, KIND, VERSION, { state: json[''] ?? null }, sections);
 }
 
 /**
  * Reads a file written by {@link writeStateFile}, checking its checksums (a version-1 file, which
  * has none, is read unverified). Throws CORRUPT_INPUT naming the file and the damaged section
- * (`header` or `data`) when one does not match, or when the file is cut short.
+ * (`header`, an array's path in version 3, `data` in version 2) when one does not match, or when
+ * the file is cut short.
  */
 export async function readStateFile<T>(path: string): Promise<T> {
   let buf: Buffer;
@@ -72,12 +69,46 @@ export async function readStateFile<T>(path: string): Promise<T> {
   } catch (error) {
     throw ioError(error, path, 'read');
   }
+  if (isContainer(buf)) {
+    const { header, section } = decodeContainer(
+      new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength),
+      path,
+      {
+        kind: KIND,
+        versions: [VERSION],
+        what: 'compress state file',
+        reader: '@compress/cli',
+        remedy: REMEDY,
+      },
+    );
+    return JSON.parse(JSON.stringify(header.state ?? null), (_key, value) => {
+      if (value && typeof value === 'object' && typeof value.$section === 'string') {
+        const bytes = section(value.$section);
+        if (bytes === undefined) {
+          throw new CompressError(
+            'CORRUPT_INPUT',
+            `${path}: the state names a section '${value.$section}' that the file lacks`,
+            {
+              input: path,
+            },
+          );
+        }
+        return float32Section(bytes);
+      }
+      return value;
+    }) as T;
+  }
+  return readLegacyStateFile<T>(path, buf);
+}
+
+/** Reads the "CMPRSST2" and "CMPRSST1" layouts of versions 2 and 1 (see the package README). */
+function readLegacyStateFile<T>(path: string, buf: Buffer): T {
   const magic = buf.length < 12 ? '' : buf.toString('ascii', 0, 8);
   if (magic !== MAGIC && magic !== MAGIC_V1) {
     if (magic.startsWith(MAGIC_STEM) && /^[3-9]$/.test(magic[7]!)) {
       throw new CompressError(
         'UNSUPPORTED',
-        `${path}: a compress state file of version ${magic[7]}, this version of @compress/train reads versions 1 and 2`,
+        `${path}: a compress state file of version ${magic[7]} in the ${MAGIC_STEM}n layout, this version of @compress/train reads versions 1 and 2 of that layout and version ${VERSION} in the compress container`,
         { input: path },
       );
     }
