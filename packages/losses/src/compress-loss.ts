@@ -2,8 +2,7 @@ import { assertFinite, CompressError, type FeatureMatrix, Rng } from '@compress/
 import * as tf from '@tensorflow/tfjs-core';
 import { type CompressLossOptions, type Resolved, resolve } from './compress-loss-options.js';
 import { chooseEngine } from './engines/choose.js';
-import type { LossEngine } from './engines/engine.js';
-import { similarities as tfSimilarities } from './engines/tfjs.js';
+import type { LossEngine, Similarities } from './engines/engine.js';
 import { rows } from './feature-rows.js';
 import { Linear } from './linear.js';
 import { normalizeBackward, normalizeRows, rowNorms } from './normalize.js';
@@ -16,18 +15,7 @@ export {
   type CompressLossOptions,
   defaultCompressLossOptions,
 } from './compress-loss-options.js';
-
-/** Similarities of one batch against the current queues (for inspection and tests), each B×K row-major. */
-export interface Similarities {
-  /** <tn_i, Qt_k> / T. */
-  teacherLogits: Float32Array;
-  /** <sn_i, Qs_k> / T (one-queue: against the teacher queue). */
-  studentLogits: Float32Array;
-  /** p = softmax(teacherLogits). */
-  teacherProbs: Float32Array;
-  /** log q = log_softmax(studentLogits). */
-  studentLogProbs: Float32Array;
-}
+export type { Similarities } from './engines/engine.js';
 
 /** Serialisable state of a {@link CompressLoss}: options, step, queues, head. */
 export interface CompressLossState {
@@ -248,31 +236,30 @@ export class CompressLoss {
     this.pending = null;
   }
 
-  /** Logits, p and log q of a batch against the current queues (nothing is written). */
+  /**
+   * Logits, p and log q of a batch against the current queues, computed by the loss's engine with
+   * the arithmetic of its {@link forward} (nothing is written).
+   */
   similarities(teacher: Features, student: tf.Tensor2D, key?: Features): Similarities {
     const { batch, tn } = this.prepare(teacher, student, key);
     const h = this.head === null ? student : this.head.apply(student);
     const sn = normalizeRows(h.dataSync() as Float32Array, h.shape[1]);
     if (h !== student) h.dispose();
-    const out = tf.tidy(() => {
-      const s = tfSimilarities(
-        this.teacherQueue,
-        this.studentQueue ?? this.teacherQueue,
-        tn,
-        sn,
-        batch,
-        this.options.temperature,
-      );
-      return [s.lt, s.ls, s.p, s.logq];
-    });
-    const [lt, ls, p, logq] = out.map((t) => t.dataSync() as Float32Array) as [
-      Float32Array,
-      Float32Array,
-      Float32Array,
-      Float32Array,
-    ];
-    tf.dispose(out);
-    return { teacherLogits: lt, studentLogits: ls, teacherProbs: p, studentLogProbs: logq };
+    this.checkFinite(
+      sn,
+      batch,
+      this.head
+        ? 'normalised head outputs (a zero row has no direction)'
+        : 'normalised studentFeats (a zero row has no direction)',
+    );
+    return this.engine.similarities(
+      this.teacherQueue,
+      this.studentQueue ?? this.teacherQueue,
+      tn,
+      sn,
+      batch,
+      this.options.temperature,
+    );
   }
 
   /** Options, step, queues (values + pointer) and head, for a checkpoint. */

@@ -1,5 +1,7 @@
 // The CompRess loss against PyTorch golden values (read at run time, every case the file holds), on
-// the tfjs `cpu` backend (tfjs engine) and the `wasm` backend (wasm engine, and the tfjs engine there).
+// the tfjs `cpu` backend (tfjs and onnxruntime engines) and the `wasm` backend (wasm, tfjs and, as
+// `auto` picks it, onnxruntime engines). The intermediates (logits, p, log q) come from each engine's
+// own similarities: tfjs ops, the wasm heap products and SIMD softmax pass, the onnxruntime graph.
 import { readFileSync } from 'node:fs';
 import { goldenPath } from '@compress/vitest-config';
 import '@tensorflow/tfjs-backend-cpu';

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SoftmaxKlSimd } from './engines/simd.js';
 import { WasmHeap } from './engines/wasm-heap.js';
-import { softmaxKL } from './softmax-kl.js';
+import { type SoftmaxSums, softmaxKL, softmaxSums } from './softmax-kl.js';
 
 /** Float64 reference from the definitions: loss and (q − p)/(B·T) as B×K. */
 function reference(lt: Float32Array, ls: Float32Array, K: number, B: number, T: number, batch = B) {
@@ -26,6 +26,45 @@ function reference(lt: Float32Array, ls: Float32Array, K: number, B: number, T: 
     }
   }
   return { loss: loss / batch, g };
+}
+
+/** Float64 p and log q (B×K) from the definitions. */
+function referenceProbs(lt: Float32Array, ls: Float32Array, K: number, B: number, T: number) {
+  const p = new Float64Array(B * K);
+  const logq = new Float64Array(B * K);
+  for (let i = 0; i < B; i++) {
+    const a = Array.from({ length: K }, (_, k) => lt[k * B + i]! / T);
+    const b = Array.from({ length: K }, (_, k) => ls[k * B + i]! / T);
+    const ma = Math.max(...a);
+    const mb = Math.max(...b);
+    const la = Math.log(a.reduce((s, x) => s + Math.exp(x - ma), 0)) + ma;
+    const lb = Math.log(b.reduce((s, x) => s + Math.exp(x - mb), 0)) + mb;
+    for (let k = 0; k < K; k++) {
+      p[i * K + k] = Math.exp(a[k]! - la);
+      logq[i * K + k] = b[k]! - lb;
+    }
+  }
+  return { p, logq };
+}
+
+/** p and log q (B×K) as the wasm engine's similarities take them from the softmax pass's sums. */
+function probsFromSums(
+  et: Float32Array,
+  ls: Float32Array,
+  sums: SoftmaxSums,
+  K: number,
+  B: number,
+  T: number,
+) {
+  const p = new Float64Array(B * K);
+  const logq = new Float64Array(B * K);
+  for (let i = 0; i < B; i++) {
+    for (let k = 0; k < K; k++) {
+      p[i * K + k] = et[k * B + i]! / sums.st[i]!;
+      logq[i * K + k] = (ls[k * B + i]! - sums.ms[i]!) / T - Math.log(sums.ss[i]!);
+    }
+  }
+  return { p, logq };
 }
 
 /** Reads chunk-major g back as B×K. */
@@ -80,6 +119,21 @@ describe('softmaxKL (plain JavaScript)', () => {
     },
   );
 
+  it.each(cases)(
+    'K=$K B=$B T=$T: p and log q from softmaxSums match the float64 definition',
+    ({ K, B, T, scale }) => {
+      const { lt, ls } = inputs(K, B, scale, K);
+      const want = referenceProbs(lt, ls, K, B, T);
+      const et = lt.slice();
+      const sums = softmaxSums(et, ls.slice(), K, B, T);
+      const got = probsFromSums(et, ls, sums, K, B, T);
+      // p: float32 exponentials over float64 sums (measured ≤ 2.8e-8 of max p); log q: float64 from
+      // float32 inputs (measured ≤ 1.5e-16 of max|log q|)
+      expectClose(got.p, want.p, { rtol: RTOL, what: 'p' });
+      expectClose(got.logq, want.logq, { rtol: F64_RTOL, what: 'log q' });
+    },
+  );
+
   it('ignores padding columns beyond `batch`', () => {
     const { lt, ls } = inputs(20, 8, 1, 5);
     const want = reference(lt, ls, 20, 8, 0.1, 6);
@@ -119,6 +173,35 @@ describe('softmaxKL (WebAssembly SIMD on the tfjs wasm heap)', () => {
         heap.free(pt);
         heap.free(ps);
         heap.free(pg);
+      }
+    },
+  );
+
+  it.each(cases)(
+    'K=$K B=$B T=$T: p and log q from its sums match the float64 definition',
+    ({ K, B, T, scale }) => {
+      const { lt, ls } = inputs(K, B, scale, K);
+      const want = referenceProbs(lt, ls, K, B, T);
+      const pt = heap.malloc(K * B * 4, 'lt');
+      const ps = heap.malloc(K * B * 4, 'ls');
+      try {
+        heap.f32(pt, K * B).set(lt);
+        heap.f32(ps, K * B).set(ls);
+        const sums = simd.sums(pt, ps, K, B, T);
+        const got = probsFromSums(heap.f32(pt, K * B), ls, sums, K, B, T);
+        // the SIMD exp and f32 partial sums: measured ≤ 1.9e-7 of max p, ≤ 1.2e-8 of max|log q|, and
+        // ≤ 1.2e-7 between its sums and the plain pass's
+        expectClose(got.p, want.p, { rtol: RTOL, what: 'p' });
+        expectClose(got.logq, want.logq, { rtol: RTOL, what: 'log q' });
+        // the same sums as the plain JavaScript pass
+        const js = softmaxSums(lt.slice(), ls.slice(), K, B, T);
+        expectClose(sums.mt, js.mt, { rtol: 0, what: 'teacher maxima' });
+        expectClose(sums.ms, js.ms, { rtol: 0, what: 'student maxima' });
+        expectClose(sums.st, js.st, { rtol: RTOL, what: 'St' });
+        expectClose(sums.ss, js.ss, { rtol: RTOL, what: 'Ss' });
+      } finally {
+        heap.free(pt);
+        heap.free(ps);
       }
     },
   );

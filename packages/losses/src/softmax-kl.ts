@@ -27,6 +27,58 @@ export function softmaxKL(
   batch = B,
 ): number {
   const invT = 1 / T;
+  const { mt, ms, st, ss, cross } = softmaxSums(lt, ls, K, B, T);
+  let loss = 0;
+  const wt = new Float64Array(B);
+  const ws = new Float64Array(B);
+  for (let i = 0; i < batch; i++) {
+    const sti = st[i]!;
+    const ssi = ss[i]!;
+    loss += (cross[i]! * invT) / sti - (mt[i]! - ms[i]!) * invT - Math.log(sti) + Math.log(ssi);
+    wt[i] = 1 / (sti * batch * T);
+    ws[i] = 1 / (ssi * batch * T);
+  }
+  for (let k0 = 0; k0 < K; k0 += chunk) {
+    const n = Math.min(chunk, K - k0);
+    const base = k0 * B;
+    for (let i = 0; i < B; i++) {
+      const wti = wt[i]!;
+      const wsi = ws[i]!;
+      const out = base + i * n;
+      let src = base + i;
+      for (let j = 0; j < n; j++, src += B) grad[out + j] = ls[src]! * wsi - lt[src]! * wti;
+    }
+  }
+  return loss / batch;
+}
+
+/** Per-column maxima and sums of the softmax pass of {@link softmaxKL}, each of length B. */
+export interface SoftmaxSums {
+  /** max_k lt[k·B + i]. */
+  mt: Float64Array;
+  /** max_k ls[k·B + i]. */
+  ms: Float64Array;
+  /** St_i = Σ_k exp((lt_ik − mt_i)/T). */
+  st: Float64Array;
+  /** Ss_i = Σ_k exp((ls_ik − ms_i)/T). */
+  ss: Float64Array;
+  /** Σ_k exp((lt_ik − mt_i)/T)·(lt_ik − ls_ik). */
+  cross: Float64Array;
+}
+
+/**
+ * The first half of {@link softmaxKL} (same layout): column maxima and sums, with `lt` and `ls`
+ * overwritten by the unnormalised exponentials exp((lt − mt)/T) and exp((ls − ms)/T). Then
+ * p_ik = lt'[k·B + i] / St_i and log q_ik = (ls_ik − ms_i)/T − log Ss_i.
+ */
+export function softmaxSums(
+  lt: Float32Array,
+  ls: Float32Array,
+  K: number,
+  B: number,
+  T: number,
+): SoftmaxSums {
+  const invT = 1 / T;
   const mt = new Float64Array(B).fill(Number.NEGATIVE_INFINITY);
   const ms = new Float64Array(B).fill(Number.NEGATIVE_INFINITY);
   // Row maxima (over k) for every batch row i.
@@ -56,26 +108,5 @@ export function softmaxKL(
       ls[o + i] = es;
     }
   }
-  let loss = 0;
-  const wt = new Float64Array(B);
-  const ws = new Float64Array(B);
-  for (let i = 0; i < batch; i++) {
-    const sti = st[i]!;
-    const ssi = ss[i]!;
-    loss += (cross[i]! * invT) / sti - (mt[i]! - ms[i]!) * invT - Math.log(sti) + Math.log(ssi);
-    wt[i] = 1 / (sti * batch * T);
-    ws[i] = 1 / (ssi * batch * T);
-  }
-  for (let k0 = 0; k0 < K; k0 += chunk) {
-    const n = Math.min(chunk, K - k0);
-    const base = k0 * B;
-    for (let i = 0; i < B; i++) {
-      const wti = wt[i]!;
-      const wsi = ws[i]!;
-      const out = base + i * n;
-      let src = base + i;
-      for (let j = 0; j < n; j++, src += B) grad[out + j] = ls[src]! * wsi - lt[src]! * wti;
-    }
-  }
-  return loss / batch;
+  return { mt, ms, st, ss, cross };
 }

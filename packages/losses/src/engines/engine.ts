@@ -8,6 +8,18 @@ export interface LossAndGrad {
   grad: Float32Array;
 }
 
+/** Similarities of one batch against the current queues (for inspection and tests), each B×K row-major. */
+export interface Similarities {
+  /** <tn_i, Qt_k> / T. */
+  teacherLogits: Float32Array;
+  /** <sn_i, Qs_k> / T (one-queue: against the teacher queue). */
+  studentLogits: Float32Array;
+  /** p = softmax(teacherLogits). */
+  teacherProbs: Float32Array;
+  /** log q = log_softmax(studentLogits). */
+  studentLogProbs: Float32Array;
+}
+
 /**
  * Computes the CompRess loss for normalised features against the queues. `wasm` reads queues in the
  * tfjs wasm heap through XNNPACK; `tfjs` uses TensorFlow.js ops on whatever backend is active;
@@ -31,6 +43,18 @@ export interface LossEngine {
     batch: number,
     temperature: number,
   ): LossAndGrad;
+  /**
+   * The logits, p and log q of the same products and softmax arithmetic as {@link lossAndGrad}
+   * (arguments as there), against the queues as they are; writes nothing.
+   */
+  similarities(
+    teacherQueue: MemoryQueue,
+    studentQueue: MemoryQueue,
+    tn: Float32Array,
+    sn: Float32Array,
+    batch: number,
+    temperature: number,
+  ): Similarities;
   /** Bytes of per-step memory currently reserved. */
   readonly reservedBytes: number;
   dispose(): void;

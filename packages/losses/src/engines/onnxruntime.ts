@@ -6,6 +6,7 @@ import {
   isOnnxRuntimeNativeAvailable,
   FLOAT as ONNX_FLOAT,
   INT64 as ONNX_INT64,
+  type OnnxNode,
   type OnnxValue,
   type OrtNative,
   type OrtNativeSession,
@@ -13,14 +14,15 @@ import {
 } from '@compress/onnx';
 import type { MemoryQueue } from '../queue.js';
 import { formatBytes, jsStorage, type QueueStorage } from '../storage.js';
-import type { LossAndGrad, LossEngine } from './engine.js';
+import type { LossAndGrad, LossEngine, Similarities } from './engine.js';
 
 /**
  * The loss on onnxruntime-node (an optional peer dependency): one small graph per temperature does
  * the whole step — both similarity products, log-softmax, KL, and d loss/d sn = (q − p)·Qs/(B·T) —
  * with onnxruntime's native matrix product (256-bit FMA where the CPU has it), several times the
  * throughput of the WebAssembly products. Queues are plain Float32Arrays that the graph reads in
- * place.
+ * place. `similarities` runs a second graph made of the step graph's first nodes, with the logits,
+ * p and log q as its outputs.
  *
  * The loss is computed inside the training step's gradient tape, which is synchronous, so the
  * graph runs through onnxruntime-node's native session object, whose `run` is synchronous (the
@@ -34,24 +36,39 @@ export function onnxRuntimeInstalled(): boolean {
   return isOnnxRuntimeNativeAvailable();
 }
 
+const v = (name: string, shape: (number | string)[], t: 1 | 7 = ONNX_FLOAT): OnnxValue => ({
+  name,
+  elemType: t,
+  shape,
+});
+
+/** The nodes both graphs share: logits lt, ls / T (B×K), their log-softmaxes logp, logq, and p. */
+function similarityNodes(temperature: number): OnnxNode[] {
+  const invT = 1 / temperature;
+  return [
+    // Similarities / T, B×K (log-softmax form: no exponent overflows, whatever T).
+    { opType: 'Gemm', inputs: ['tn', 'qt'], outputs: ['lt'], ints: { transB: 1 }, floats: { alpha: invT } },
+    { opType: 'Gemm', inputs: ['sn', 'qs'], outputs: ['ls'], ints: { transB: 1 }, floats: { alpha: invT } },
+    { opType: 'LogSoftmax', inputs: ['lt'], outputs: ['logp'], ints: { axis: 1 } },
+    { opType: 'LogSoftmax', inputs: ['ls'], outputs: ['logq'], ints: { axis: 1 } },
+    { opType: 'Exp', inputs: ['logp'], outputs: ['p'] },
+  ];
+}
+
+const queueAndFeatureInputs = (): OnnxValue[] => [
+  v('qt', ['k', 'dt']),
+  v('qs', ['k', 'ds']),
+  v('tn', ['b', 'dt']),
+  v('sn', ['b', 'ds']),
+];
+
 /** The graph of one step at temperature T: inputs qt, qs (K×D), tn, sn (B×D), axes [1], scale [1]. */
 function lossModel(temperature: number): Uint8Array {
-  const v = (name: string, shape: (number | string)[], t: 1 | 7 = ONNX_FLOAT): OnnxValue => ({
-    name,
-    elemType: t,
-    shape,
-  });
-  const invT = 1 / temperature;
   return encodeOnnxModel({
     name: 'compress-loss',
     opset: 13,
     nodes: [
-      // Similarities / T, B×K (log-softmax form: no exponent overflows, whatever T).
-      { opType: 'Gemm', inputs: ['tn', 'qt'], outputs: ['lt'], ints: { transB: 1 }, floats: { alpha: invT } },
-      { opType: 'Gemm', inputs: ['sn', 'qs'], outputs: ['ls'], ints: { transB: 1 }, floats: { alpha: invT } },
-      { opType: 'LogSoftmax', inputs: ['lt'], outputs: ['logp'], ints: { axis: 1 } },
-      { opType: 'LogSoftmax', inputs: ['ls'], outputs: ['logq'], ints: { axis: 1 } },
-      { opType: 'Exp', inputs: ['logp'], outputs: ['p'] },
+      ...similarityNodes(temperature),
       { opType: 'Exp', inputs: ['logq'], outputs: ['q'] },
       // loss = (1/B) Σ_i Σ_k p_ik (log p_ik − log q_ik)
       { opType: 'Sub', inputs: ['logp', 'logq'], outputs: ['d'] },
@@ -63,15 +80,22 @@ function lossModel(temperature: number): Uint8Array {
       { opType: 'MatMul', inputs: ['g', 'qs'], outputs: ['gq'] },
       { opType: 'Mul', inputs: ['gq', 'scale'], outputs: ['grad'] },
     ],
-    inputs: [
-      v('qt', ['k', 'dt']),
-      v('qs', ['k', 'ds']),
-      v('tn', ['b', 'dt']),
-      v('sn', ['b', 'ds']),
-      v('axes', [1], ONNX_INT64),
-      v('scale', [1]),
-    ],
+    inputs: [...queueAndFeatureInputs(), v('axes', [1], ONNX_INT64), v('scale', [1])],
     outputs: [v('loss', []), v('grad', ['b', 'ds'])],
+  });
+}
+
+/**
+ * The similarities of the step graph's first nodes as outputs (B×K each): lt, ls, p, logq. A graph
+ * of its own, run only by `similarities`, so the step graph computes nothing more than the step.
+ */
+function similaritiesModel(temperature: number): Uint8Array {
+  return encodeOnnxModel({
+    name: 'compress-loss-similarities',
+    opset: 13,
+    nodes: similarityNodes(temperature),
+    inputs: queueAndFeatureInputs(),
+    outputs: [v('lt', ['b', 'k']), v('ls', ['b', 'k']), v('p', ['b', 'k']), v('logq', ['b', 'k'])],
   });
 }
 
@@ -79,7 +103,10 @@ export class OnnxLossEngine implements LossEngine {
   readonly name = 'onnxruntime' as const;
   private readonly ort: OrtNative;
   private readonly threads: number;
+  /** Step graphs by temperature. */
   private readonly sessions = new Map<number, OrtNativeSession>();
+  /** Similarity graphs by temperature (made on the first {@link similarities}). */
+  private readonly similaritySessions = new Map<number, OrtNativeSession>();
   private reserved = 0;
 
   private constructor(ort: OrtNative, threads: number) {
@@ -125,17 +152,21 @@ export class OnnxLossEngine implements LossEngine {
     return this.reserved;
   }
 
-  private session(temperature: number): OrtNativeSession {
-    let s = this.sessions.get(temperature);
+  private session(
+    temperature: number,
+    sessions = this.sessions,
+    model: (temperature: number) => Uint8Array = lossModel,
+  ): OrtNativeSession {
+    let s = sessions.get(temperature);
     if (s === undefined) {
-      s = createNativeSession(this.ort, lossModel(temperature), {
+      s = createNativeSession(this.ort, model(temperature), {
         threads: this.threads,
         // onnxruntime's pool threads spin for a while after each run by default, taking the cores
         // the student's forward and backward need next.
         spinning: false,
         user: "CompressLoss: engine 'onnxruntime'",
       });
-      this.sessions.set(temperature, s);
+      sessions.set(temperature, s);
     }
     return s;
   }
@@ -168,8 +199,41 @@ export class OnnxLossEngine implements LossEngine {
     return { loss, grad: Float32Array.from(out.grad!.data as Float32Array) };
   }
 
+  similarities(
+    teacherQueue: MemoryQueue,
+    studentQueue: MemoryQueue,
+    tn: Float32Array,
+    sn: Float32Array,
+    batch: number,
+    temperature: number,
+  ): Similarities {
+    const K = teacherQueue.size;
+    const dt = teacherQueue.dim;
+    const ds = studentQueue.dim;
+    const { Tensor } = this.ort;
+    const out = this.session(temperature, this.similaritySessions, similaritiesModel).run(
+      {
+        qt: new Tensor('float32', teacherQueue.storage.view(), [K, dt]),
+        qs: new Tensor('float32', studentQueue.storage.view(), [K, ds]),
+        tn: new Tensor('float32', tn.subarray(0, batch * dt), [batch, dt]),
+        sn: new Tensor('float32', sn.subarray(0, batch * ds), [batch, ds]),
+      },
+      { lt: null, ls: null, p: null, logq: null },
+      {},
+    );
+    const get = (name: 'lt' | 'ls' | 'p' | 'logq') => Float32Array.from(out[name]!.data as Float32Array);
+    return {
+      teacherLogits: get('lt'),
+      studentLogits: get('ls'),
+      teacherProbs: get('p'),
+      studentLogProbs: get('logq'),
+    };
+  }
+
   dispose(): void {
-    for (const s of this.sessions.values()) s.dispose?.();
-    this.sessions.clear();
+    for (const sessions of [this.sessions, this.similaritySessions]) {
+      for (const s of sessions.values()) s.dispose?.();
+      sessions.clear();
+    }
   }
 }

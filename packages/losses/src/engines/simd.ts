@@ -1,4 +1,5 @@
 import { softmaxKlWasm } from '../kernels/softmax_kl_wasm.js';
+import type { SoftmaxSums } from '../softmax-kl.js';
 import type { WasmHeap } from './wasm-heap.js';
 
 /** The WebAssembly global (its types are in the DOM lib, which this package does not load). */
@@ -100,6 +101,34 @@ export class SoftmaxKlSimd {
       }
       this.fns.grad(lt, ls, K, B, chunk, wt, ws, g);
       return loss / batch;
+    } finally {
+      heap.free(scratch);
+    }
+  }
+
+  /**
+   * The kernels' first half, as {@link softmaxSums} on heap buffers (`lt`, `ls`: byte offsets of
+   * K×B matrices, B a multiple of 4, overwritten by the exponentials): the column maxima (f32) and
+   * the f64 sums, copied out of the heap.
+   */
+  sums(lt: number, ls: number, K: number, B: number, T: number): SoftmaxSums {
+    const heap = this.heap;
+    const scratch = heap.malloc(B * 4 * 11, 'softmax scratch');
+    try {
+      const mt = scratch;
+      const ms = mt + B * 4;
+      const acc32 = ms + B * 4;
+      const acc64 = acc32 + 3 * B * 4; // 8-byte aligned, as in run
+      this.fns.colmax(lt, ls, K, B, mt, ms);
+      this.fns.expsum(lt, ls, K, B, 1 / T, mt, ms, acc32, acc64);
+      const acc = new Float64Array(heap.f32(acc64, 0).buffer, acc64, 3 * B);
+      return {
+        mt: Float64Array.from(heap.f32(mt, B)),
+        ms: Float64Array.from(heap.f32(ms, B)),
+        st: acc.slice(0, B),
+        ss: acc.slice(B, 2 * B),
+        cross: acc.slice(2 * B, 3 * B),
+      };
     } finally {
       heap.free(scratch);
     }

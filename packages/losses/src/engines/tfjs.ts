@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MemoryQueue } from '../queue.js';
 import { jsStorage, type QueueStorage } from '../storage.js';
-import type { LossAndGrad, LossEngine } from './engine.js';
+import type { LossAndGrad, LossEngine, Similarities } from './engine.js';
 
 /**
  * The loss in TensorFlow.js ops on the active backend (any backend; the reference the `wasm`
@@ -37,6 +37,28 @@ export class TfjsEngine implements LossEngine {
     const out = { loss: loss.dataSync()[0]!, grad: grad.dataSync() as Float32Array };
     tf.dispose([loss, grad]);
     return out;
+  }
+
+  similarities(
+    teacherQueue: MemoryQueue,
+    studentQueue: MemoryQueue,
+    tn: Float32Array,
+    sn: Float32Array,
+    batch: number,
+    temperature: number,
+  ): Similarities {
+    const out = tf.tidy(() => {
+      const s = similarities(teacherQueue, studentQueue, tn, sn, batch, temperature);
+      return [s.lt, s.ls, s.p, s.logq];
+    });
+    const [lt, ls, p, logq] = out.map((t) => t.dataSync() as Float32Array) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    tf.dispose(out);
+    return { teacherLogits: lt, studentLogits: ls, teacherProbs: p, studentLogProbs: logq };
   }
 
   dispose(): void {}

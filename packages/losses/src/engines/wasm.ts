@@ -1,8 +1,8 @@
 import { CompressError } from '@compress/core';
 import type { MemoryQueue } from '../queue.js';
-import { softmaxKL } from '../softmax-kl.js';
+import { type SoftmaxSums, softmaxKL, softmaxSums } from '../softmax-kl.js';
 import { formatBytes, type QueueStorage } from '../storage.js';
-import type { LossAndGrad, LossEngine } from './engine.js';
+import type { LossAndGrad, LossEngine, Similarities } from './engine.js';
 import { SoftmaxKlSimd } from './simd.js';
 import type { WasmHeap } from './wasm-heap.js';
 
@@ -142,6 +142,66 @@ export class WasmEngine implements LossEngine {
       for (let j = 0; j < part.length; j++) acc[j] = acc[j]! + part[j]!;
     }
     return { loss, grad: Float32Array.from(acc) };
+  }
+
+  /**
+   * The forward half of {@link lossAndGrad} on the same heap buffers: both products (K×Bp), the
+   * logits read out of them, then the softmax pass (the SIMD kernels, else {@link softmaxSums}),
+   * from whose exponentials and sums p = exp((lt − mt)/T) / St and log q = (ls − ms)/T − log Ss.
+   */
+  similarities(
+    teacherQueue: MemoryQueue,
+    studentQueue: MemoryQueue,
+    tn: Float32Array,
+    sn: Float32Array,
+    batch: number,
+    temperature: number,
+  ): Similarities {
+    const K = teacherQueue.size;
+    const dt = teacherQueue.dim;
+    const ds = studentQueue.dim;
+    const qt = wasmOffset(teacherQueue);
+    const qs = wasmOffset(studentQueue);
+    this.reserve(batch, K, ds, dt);
+    const ws = this.ws!;
+    const heap = this.heap;
+    const bp = padded(batch);
+    transposeInto(tn, batch, dt, bp, heap.f32(ws.x, dt * bp));
+    heap.gemm(qt, K, dt, ws.x, bp, ws.lt);
+    transposeInto(sn, batch, ds, bp, heap.f32(ws.x, ds * bp));
+    heap.gemm(qs, K, ds, ws.x, bp, ws.ls);
+    // The raw student similarities (K×Bp), kept: the softmax pass overwrites them.
+    const rawS = heap.f32(ws.ls, K * bp).slice();
+    const invT = 1 / temperature;
+    const teacherLogits = new Float32Array(batch * K);
+    const studentLogits = new Float32Array(batch * K);
+    {
+      const lt = heap.f32(ws.lt, K * bp);
+      for (let k = 0; k < K; k++) {
+        for (let i = 0; i < batch; i++) {
+          teacherLogits[i * K + k] = lt[k * bp + i]! * invT;
+          studentLogits[i * K + k] = rawS[k * bp + i]! * invT;
+        }
+      }
+    }
+    // The SIMD pass allocates its scratch first: heap views are taken after it.
+    const sums: SoftmaxSums =
+      this.simd !== null
+        ? this.simd.sums(ws.lt, ws.ls, K, bp, temperature)
+        : softmaxSums(heap.f32(ws.lt, K * bp), heap.f32(ws.ls, K * bp), K, bp, temperature);
+    const et = heap.f32(ws.lt, K * bp);
+    const teacherProbs = new Float32Array(batch * K);
+    const studentLogProbs = new Float32Array(batch * K);
+    for (let i = 0; i < batch; i++) {
+      const invSt = 1 / sums.st[i]!;
+      const ms = sums.ms[i]!;
+      const logSs = Math.log(sums.ss[i]!);
+      for (let k = 0; k < K; k++) {
+        teacherProbs[i * K + k] = et[k * bp + i]! * invSt;
+        studentLogProbs[i * K + k] = (rawS[k * bp + i]! - ms) * invT - logSs;
+      }
+    }
+    return { teacherLogits, studentLogits, teacherProbs, studentLogProbs };
   }
 
   private release(): void {
