@@ -29,11 +29,5 @@ export { checkWritablePlace, RunDir } from './run-dir.js';
 export { learningRate } from './schedule.js';
 export { readStateFile, writeStateFile } from './state-file.js';
 export { subsetDataset, subsetIndices } from './subset.js';
-export {
-  type StepEvent,
-  type StudentChoice,
-  Trainer,
-  type TrainOptions,
-  type TrainResult,
-  train,
-} from './trainer.js';
+export { type TrainResult, train } from './train.js';
+export { type StepEvent, type StudentChoice, Trainer, type TrainOptions } from './trainer.js';

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { type Dataset, type ImageBatch, Rng, type Teacher } from '@compress/core';
 import { describe, expect, it } from 'vitest';
 import { learningRate } from './schedule.js';
-import { Trainer, type TrainOptions, train } from './trainer.js';
+import { train } from './train.js';
+import { Trainer, type TrainOptions } from './trainer.js';
 
 /** 96 seeded random 16×16 gray images in 4 classes. */
 const dataset: Dataset = {
