@@ -11,7 +11,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '@compress/core';
-import { loadOnnxRuntime, ONNX_MIN_WORK } from '../dist/engine/onnxruntime.js';
+import { loadOnnxRuntime } from '@compress/onnx';
+import { ONNX_MIN_WORK } from '../dist/engine/onnxruntime.js';
 import { kmeans, knnSearch, linearSumAssignment } from '../dist/index.js';
 
 const args = process.argv.slice(2);
