@@ -11,4 +11,5 @@ export {
   kmeansIterate,
 } from './kmeans.js';
 export { defaultKnnOptions, type KnnOptions, type KnnResult, knnSearch, type Metric } from './knn.js';
+export { type KnnPart, type MergeKnnOptions, mergeKnnResults } from './knn-merge.js';
 export { type LinearSumAssignment, type LinearSumAssignmentOptions, linearSumAssignment } from './lsa.js';
