@@ -1,18 +1,23 @@
-import { CompressError, type Teacher } from '@compress/core';
+import { knnSearch, type KnnResult as Neighbors } from '@compress/cluster';
+import { CompressError, l2NormalizeRows, type Teacher } from '@compress/core';
 import {
   type EvaluationReport,
   evaluateFeatures,
   extractFeatures,
   type FeatureExtractor,
+  knnAccuracyOfNeighbors,
   type Protocol,
   rawPixels,
+  writeReportFiles,
 } from '@compress/eval';
 import { createStudent, loadStudent, type Student, selectBackend } from '@compress/students';
-import { CachedTeacher, CheckedTeacher } from '@compress/teacher';
+import { CachedTeacher, CheckedTeacher, checkFeatureShards, readFeatureShard } from '@compress/teacher';
 import { studentExtractor } from '@compress/train';
 import type { Config } from './config.js';
+import { mergeKnnResults } from './knn-merge.js';
 import type { Reporter } from './progress.js';
 import { evalTransform, type Splits, subsetDataset, subsetIndices } from './resources.js';
+import { listShardFiles, shardFileName } from './shard-files.js';
 
 /** What is evaluated: a trained student, a teacher, raw pixels, or an untrained student. */
 export type EvalSource =
@@ -114,4 +119,113 @@ export async function evaluateSource(options: EvaluateOptions): Promise<Evaluati
   } finally {
     student?.dispose();
   }
+}
+
+export interface ShardedKnnOptions {
+  config: Config;
+  splits: Splits;
+  /** Embeds the test split (the queries); its fingerprint must be the shards'. */
+  teacher: Teacher;
+  /** Directory of the train split's shard set (`teacher-train.shard-<i>-of-<n>.fcache`). */
+  shardDir: string;
+  name: string;
+  outDir: string;
+  reporter: Reporter;
+}
+
+/**
+ * The k-NN protocol (1-NN, 20-NN weighted) with the train split's features given as a shard set:
+ * one shard in memory at a time, each shard's exact top-20 of every test row, merged into the global
+ * top-20 — the same neighbours, and so the same numbers, as {@link evaluateSource} with `knn`.
+ */
+export async function evaluateKnnShards(options: ShardedKnnOptions): Promise<EvaluationReport> {
+  const { config, splits, teacher, reporter } = options;
+  if (config.data.evalTrainSubset !== undefined) {
+    throw new CompressError(
+      'CONFIG',
+      `data.evalTrainSubset ${config.data.evalTrainSubset}: a shard set holds the whole train split; k-NN over shards searches all of it (leave evalTrainSubset out, or use a budget without it)`,
+      { input: 'data.evalTrainSubset' },
+    );
+  }
+  const fingerprint = config.teacher.fingerprint ?? teacher.fingerprint;
+  const files = await listShardFiles(options.shardDir, 'train', 'eval --base-shards');
+  const set = await checkFeatureShards(files, {
+    dataset: splits.train,
+    ...(fingerprint ? { teacher: fingerprint } : {}),
+    expectedFile: (s) => shardFileName('train', s),
+  });
+  const view = evalTransform(config, splits.train);
+  if (set.transform !== (view?.id ?? 'none')) {
+    throw new CompressError(
+      'MISMATCH',
+      `${options.shardDir}: the shards were made with transform '${set.transform}', the evaluation uses '${view?.id ?? 'none'}'`,
+      { input: options.shardDir },
+    );
+  }
+  const seconds: Record<string, number> = {};
+  const testSet = subsetDataset(
+    splits.test,
+    subsetIndices(splits.test.length, config.data.evalTestSubset, config.seed, 'eval-test'),
+  );
+  const test = await extractFeatures(teacher, testSet, {
+    batchSize: config.eval.batchSize,
+    ...(view ? { transform: view.transform } : {}),
+    onProgress: (e) => reporter.progress({ ...e, phase: `${options.name}: test features` }),
+  });
+  const trainLabels = new Int32Array(splits.train.length);
+  for (let i = 0; i < trainLabels.length; i++) {
+    const { label } = await splits.train.get(i);
+    trainLabels[i] = label ?? -1;
+  }
+  const started = performance.now();
+  const queries = l2NormalizeRows(test.features);
+  const parts: { result: Neighbors; offset: number }[] = [];
+  for (const [done, shard] of set.shards.entries()) {
+    reporter.progress({
+      phase: `${options.name}: k-NN over shards`,
+      done,
+      total: set.shards.length,
+      unit: 'shards',
+    });
+    const base = l2NormalizeRows(await readFeatureShard(shard));
+    if (base.dim !== queries.dim) {
+      throw new CompressError(
+        'SHAPE_MISMATCH',
+        `${shard.file}: rows of dim ${base.dim}, the teacher's test features have dim ${queries.dim}`,
+        { input: shard.file },
+      );
+    }
+    parts.push({
+      result: await knnSearch(base, queries, Math.min(20, base.rows), { metric: 'ip' }),
+      offset: shard.start,
+    });
+  }
+  reporter.progress({
+    phase: `${options.name}: k-NN over shards`,
+    done: set.shards.length,
+    total: set.shards.length,
+    unit: 'shards',
+  });
+  const top = mergeKnnResults(parts, 'ip');
+  // classes as evaluateFeatures counts them: 1 + the largest label of either split
+  const knn1 = knnAccuracyOfNeighbors(top, trainLabels, test.labels, { k: 1 });
+  const knn20 = knnAccuracyOfNeighbors(top, trainLabels, test.labels, {
+    k: Math.min(20, top.k),
+    vote: 'weighted',
+    temperature: 0.07,
+  });
+  seconds.knn1 = (performance.now() - started) / 1000; // one search gives both
+  seconds.knn20 = seconds.knn1;
+  const pct = (x: number) => Math.round(x * 10000) / 100;
+  const report: EvaluationReport = {
+    name: options.name,
+    knn1,
+    knn20,
+    summary: { nn: pct(knn1.top1), knn20: pct(knn20.top1), linear: null, ca: null },
+    seconds,
+    files: [],
+  };
+  await writeReportFiles(report, options.outDir, splits.classes);
+  reporter.done();
+  return report;
 }

@@ -26,6 +26,8 @@ export function createReporter(options: { quiet?: boolean; stream?: NodeJS.Write
   let phase = '';
   let lastLine = 0;
   let started = 0;
+  // what was done before this process started (a resumed cache): not counted in the rate
+  let startDone = 0;
   return {
     info(message) {
       if (options.quiet) return;
@@ -54,13 +56,14 @@ export function createReporter(options: { quiet?: boolean; stream?: NodeJS.Write
             cliProgress.Presets.shades_classic,
           );
           started = performance.now();
+          startDone = event.done;
           bar.start(total, event.done, { metrics: '', rate: '0' });
         }
         const seconds = (performance.now() - started) / 1000;
         bar.setTotal(total);
         bar.update(event.done, {
           metrics: fmtMetrics(event.metrics),
-          rate: seconds > 0 ? (event.done / seconds).toFixed(1) : '0',
+          rate: seconds > 0 ? ((event.done - startDone) / seconds).toFixed(1) : '0',
         });
         if (total && event.done >= total) {
           bar.stop();
@@ -73,13 +76,14 @@ export function createReporter(options: { quiet?: boolean; stream?: NodeJS.Write
       if (event.phase !== phase) {
         phase = event.phase;
         started = now;
+        startDone = event.done;
         lastLine = 0;
       }
       const finished = total > 0 && event.done >= total;
       if (!finished && now - lastLine < 5000) return;
       lastLine = now;
       const seconds = (now - started) / 1000;
-      const rate = seconds > 0 ? event.done / seconds : 0;
+      const rate = seconds > 0 ? (event.done - startDone) / seconds : 0;
       const eta = total && rate > 0 ? ` eta ${Math.round((total - event.done) / rate)}s` : '';
       stream.write(
         `[${event.phase}] ${event.done}${total ? `/${total}` : ''} ${event.unit ?? ''} ${rate.toFixed(1)}/s${eta} ${fmtMetrics(event.metrics)}\n`,

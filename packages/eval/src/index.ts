@@ -13,7 +13,14 @@ export {
   type FeatureExtractor,
   rawPixels,
 } from './extract.js';
-export { type KnnOptions, type KnnResult, type KnnVote, knnAccuracy, voteNeighbors } from './knn.js';
+export {
+  type KnnOptions,
+  type KnnResult,
+  type KnnVote,
+  knnAccuracy,
+  knnAccuracyOfNeighbors,
+  voteNeighbors,
+} from './knn.js';
 export {
   FullBatchNorm,
   type LinearProbeEpoch,
@@ -35,4 +42,10 @@ export {
   type MontageOptions,
   type ScatterOptions,
 } from './pictures.js';
-export { type EvaluateOptions, type EvaluationReport, evaluateFeatures, type Protocol } from './report.js';
+export {
+  type EvaluateOptions,
+  type EvaluationReport,
+  evaluateFeatures,
+  type Protocol,
+  writeReportFiles,
+} from './report.js';

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { featureMatrix } from '@compress/core';
+import { knnSearch } from '@compress/cluster';
+import { featureMatrix, l2NormalizeRows } from '@compress/core';
 import { goldenPath } from '@compress/vitest-config';
 import { describe, expect, it } from 'vitest';
-import { knnAccuracy, voteNeighbors } from './knn.js';
+import { knnAccuracy, knnAccuracyOfNeighbors, voteNeighbors } from './knn.js';
 
 interface KnnGolden {
   tau: number;
@@ -50,6 +51,19 @@ describe('k-NN votes (golden)', () => {
       expect(Math.abs(v.scores[i]! - w)).toBeLessThanOrEqual(1e-5 * Math.abs(w) + 1e-6 * scale);
     }
     expect(Array.from(v.predictions)).toEqual(golden.knn20_weighted.predictions);
+  });
+});
+
+describe('knnAccuracyOfNeighbors', () => {
+  it("gives knnAccuracy's results from the top-20 found elsewhere, for k = 1 and k = 20", async () => {
+    const top = await knnSearch(l2NormalizeRows(train), l2NormalizeRows(query), 20, { metric: 'ip' });
+    for (const options of [{ k: 1 }, { k: 20, vote: 'weighted' as const }, { k: 20 }]) {
+      const want = await knnAccuracy(train, golden.train_labels, query, golden.query_labels, options);
+      expect(knnAccuracyOfNeighbors(top, golden.train_labels, golden.query_labels, options)).toEqual(want);
+    }
+    expect(() => knnAccuracyOfNeighbors(top, golden.train_labels, golden.query_labels, { k: 21 })).toThrow(
+      /k must be an integer in \[1, 20\]/,
+    );
   });
 });
 

@@ -119,11 +119,84 @@ export async function knnAccuracy(
   const { indices, scores } = await knnSearch(l2NormalizeRows(train), l2NormalizeRows(test), k, {
     metric: 'ip',
   });
+  return scoreNeighbors(indices, scores, k, yTrain, yTest, numClasses, vote, temperature);
+}
+
+/**
+ * {@link knnAccuracy} from neighbours found elsewhere (e.g. the merged top-k of a base searched in
+ * shards): `neighbors.indices`/`scores` are queries × `neighbors.k`, best first, cosine
+ * similarities; the first `options.k` of each row vote. The same numbers as `knnAccuracy` when the
+ * neighbours are the same.
+ */
+export function knnAccuracyOfNeighbors(
+  neighbors: { indices: Int32Array; scores: Float32Array; k: number },
+  trainLabels: ArrayLike<number>,
+  testLabels: ArrayLike<number>,
+  options: KnnOptions = {},
+): KnnResult {
+  const k = options.k ?? 1;
+  const vote = options.vote ?? 'majority';
+  const temperature = options.temperature ?? 0.07;
+  const queries = testLabels.length;
+  if (
+    neighbors.indices.length !== queries * neighbors.k ||
+    neighbors.scores.length !== queries * neighbors.k
+  ) {
+    throw new CompressError(
+      'SHAPE_MISMATCH',
+      `knnAccuracyOfNeighbors: ${queries} test labels, neighbour lists of ${neighbors.indices.length} entries (${neighbors.k} per query); expected ${queries} × ${neighbors.k}`,
+      { input: 'neighbors' },
+    );
+  }
+  if (!Number.isInteger(k) || k < 1 || k > neighbors.k) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `knnAccuracyOfNeighbors: k must be an integer in [1, ${neighbors.k}], got ${k}`,
+      { input: 'k' },
+    );
+  }
+  const yTrain = Int32Array.from(trainLabels);
+  const yTest = Int32Array.from(testLabels);
+  const numClasses = options.numClasses ?? countClasses(yTrain, yTest);
+  assertEveryClassPresent(yTrain, numClasses, 'knnAccuracyOfNeighbors');
+  let indices = neighbors.indices;
+  let scores = neighbors.scores;
+  if (k < neighbors.k) {
+    indices = new Int32Array(queries * k);
+    scores = new Float32Array(queries * k);
+    for (let q = 0; q < queries; q++) {
+      indices.set(neighbors.indices.subarray(q * neighbors.k, q * neighbors.k + k), q * k);
+      scores.set(neighbors.scores.subarray(q * neighbors.k, q * neighbors.k + k), q * k);
+    }
+  }
+  for (const i of indices) {
+    if (i < 0 || i >= yTrain.length) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `knnAccuracyOfNeighbors: neighbour index ${i} is outside the ${yTrain.length} train labels`,
+        { input: 'neighbors' },
+      );
+    }
+  }
+  return scoreNeighbors(indices, scores, k, yTrain, yTest, numClasses, vote, temperature);
+}
+
+function scoreNeighbors(
+  indices: Int32Array,
+  scores: Float32Array,
+  k: number,
+  yTrain: Int32Array,
+  yTest: Int32Array,
+  numClasses: number,
+  vote: KnnVote,
+  temperature: number,
+): KnnResult {
   const voted = voteNeighbors(indices, scores, k, yTrain, numClasses, vote, temperature);
   let correct1 = 0;
   let correct5 = 0;
   let ties = 0;
-  for (let q = 0; q < test.rows; q++) {
+  const queries = yTest.length;
+  for (let q = 0; q < queries; q++) {
     const truth = yTest[q]!;
     if (voted.predictions[q] === truth) correct1++;
     ties += voted.tie[q]!;
@@ -139,8 +212,8 @@ export async function knnAccuracy(
   return {
     k,
     vote,
-    top1: correct1 / test.rows,
-    top5: k === 1 ? correct1 / test.rows : correct5 / test.rows,
+    top1: correct1 / queries,
+    top5: k === 1 ? correct1 / queries : correct5 / queries,
     predictions: voted.predictions,
     ties,
   };

@@ -141,6 +141,21 @@ function markdown(report: EvaluationReport, classNames?: readonly string[]): str
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * Writes `report.md` and `report.json` of a report put together elsewhere (e.g. k-NN over a base
+ * searched in shards) into `outDir`; no pictures.
+ */
+export async function writeReportFiles(
+  report: EvaluationReport,
+  outDir: string,
+  classNames?: readonly string[],
+): Promise<void> {
+  await mkdir(outDir, { recursive: true });
+  report.files.push('report.md', 'report.json');
+  await writeFileAtomic(join(outDir, 'report.md'), markdown(report, classNames));
+  await writeFileAtomic(join(outDir, 'report.json'), `${JSON.stringify(toJson(report), null, 2)}\n`);
+}
+
 function toJson(report: EvaluationReport): unknown {
   return {
     name: report.name,

@@ -1,4 +1,4 @@
-import { type FileHandle, mkdir, open, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, stat, statfs } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
 import {
@@ -27,6 +27,7 @@ import {
   type CacheMetadata,
   defaultBlockRows,
   encodeHeader,
+  type FeatureShardRange,
   fileBytes,
   PROGRESS_OFFSET,
   readHeader,
@@ -74,6 +75,31 @@ export interface CacheTeacherFeaturesOptions {
   overwrite?: boolean;
   /** Called after every batch (and once at the start) with the rows done so far. */
   onProgress?: ProgressListener;
+  /**
+   * Write shard `index` of `count` only: the contiguous dataset indices
+   * [⌊index·L/count⌋, ⌊(index+1)·L/count⌋) of the dataset's L images, into a file of its own that
+   * records its place in the set ({@link mergeFeatureCaches} joins a complete set into the file an
+   * unsharded run writes). @default the whole dataset
+   */
+  shard?: { index: number; count: number };
+  /**
+   * Refuse to start (IO, naming both numbers) when the file system of `file` has less free space
+   * than the bytes still to write. @default true
+   */
+  checkFreeSpace?: boolean;
+}
+
+/** What a cache run will write, before any work ({@link planFeatureCache}). */
+export interface FeatureCachePlan {
+  file: string;
+  /** Rows of the file: the dataset's images, or the shard's. */
+  rows: number;
+  dim: number;
+  dtype: CacheDtype;
+  /** Size of the finished file: rows × dim × bytes per value, plus header, padding and checksums. */
+  bytes: number;
+  /** The shard's place in its set, when sharded. */
+  shard?: FeatureShardRange;
 }
 
 export interface CacheSummary {
@@ -85,10 +111,15 @@ export interface CacheSummary {
   bytes: number;
   /** Rows that were already done when this call started (0 for a fresh file). */
   resumedFrom: number;
+  /** The shard written, when sharded. */
+  shard?: FeatureShardRange;
 }
 
 type Resolved = Required<
-  Omit<CacheTeacherFeaturesOptions, 'transform' | 'onProgress' | 'teacherFingerprint' | 'checksumBlockRows'>
+  Omit<
+    CacheTeacherFeaturesOptions,
+    'transform' | 'onProgress' | 'teacherFingerprint' | 'checksumBlockRows' | 'shard'
+  >
 > & {
   transform: ImageTransform | undefined;
   checksumBlockRows: number | undefined;
@@ -114,23 +145,8 @@ export async function* cacheTeacherFeaturesSteps(
       input: file,
     });
   }
-  const rows = dataset.length;
-  if (!Number.isInteger(rows) || rows < 1) {
-    throw new CompressError(
-      'INVALID_ARGUMENT',
-      `cacheTeacherFeatures: dataset '${dataset.name}' has ${rows} images, expected at least 1`,
-      {
-        input: 'dataset',
-      },
-    );
-  }
+  const { rows, first, shard, meta } = layout(dataset, options, opts);
   const dim = teacher.dim;
-  const meta: CacheMetadata = {
-    kind: CACHE_KIND,
-    dataset: { name: dataset.name, fingerprint: dataset.fingerprint, length: rows },
-    teacher: { fingerprint: opts.teacherFingerprint },
-    transform: opts.transformId,
-  };
   const wanted = { dtype: opts.dtype, dim, rows, meta };
   const rowBytes = dim * bytesPerValue(opts.dtype);
 
@@ -172,6 +188,11 @@ export async function* cacheTeacherFeaturesSteps(
   const resumedFrom = header.doneRows;
   const total = fileBytes(header);
   const tableAt = tableOffset(header);
+  if (opts.checkFreeSpace && header.doneRows < rows) {
+    // what is still to be written: the whole file when fresh, the missing rows and table else
+    const needed = fresh ? total : (rows - header.doneRows) * rowBytes + (total - tableAt);
+    await assertFreeSpace(file, needed, total);
+  }
 
   let handle: Awaited<ReturnType<typeof open>>;
   try {
@@ -203,7 +224,7 @@ export async function* cacheTeacherFeaturesSteps(
       const n = Math.min(opts.batchSize, rows - start);
       const items = await Promise.all(
         Array.from({ length: n }, async (_, i): Promise<BatchItem> => {
-          const index = start + i;
+          const index = first + start + i;
           const sample = await dataset.get(index);
           const image = opts.transform ? opts.transform(sample.image, rng.fork(index)) : sample.image;
           return { index, image, label: sample.label };
@@ -222,11 +243,15 @@ export async function* cacheTeacherFeaturesSteps(
       if (features.rows !== n || features.dim !== dim || features.data.length !== n * dim) {
         throw new CompressError(
           'SHAPE_MISMATCH',
-          `cacheTeacherFeatures: the teacher returned ${features.rows}×${features.dim} features for ${n} images (dataset indices ${start}…${start + n - 1}), expected ${n}×${dim}`,
+          `cacheTeacherFeatures: the teacher returned ${features.rows}×${features.dim} features for ${n} images (dataset indices ${first + start}…${first + start + n - 1}), expected ${n}×${dim}`,
           { input: 'teacher' },
         );
       }
-      assertFinite(features, 'cacheTeacherFeatures: teacher output', (r) => `dataset index ${start + r}`);
+      assertFinite(
+        features,
+        'cacheTeacherFeatures: teacher output',
+        (r) => `dataset index ${first + start + r}`,
+      );
       let bytes: Uint8Array;
       if (f16 !== undefined) {
         const half = f16.subarray(0, n * dim);
@@ -234,7 +259,7 @@ export async function* cacheTeacherFeaturesSteps(
         if (over >= 0) {
           throw new CompressError(
             'INVALID_ARGUMENT',
-            `cacheTeacherFeatures: value ${features.data[over]} at dataset index ${start + Math.floor(over / dim)}, column ${over % dim} does not fit float16 (|x| ≤ ${F16_MAX}); use dtype 'float32'`,
+            `cacheTeacherFeatures: value ${features.data[over]} at dataset index ${first + start + Math.floor(over / dim)}, column ${over % dim} does not fit float16 (|x| ≤ ${F16_MAX}); use dtype 'float32'`,
             { input: 'dtype' },
           );
         }
@@ -275,7 +300,15 @@ export async function* cacheTeacherFeaturesSteps(
   } finally {
     await handle.close();
   }
-  return { file, rows, dim, dtype: opts.dtype, bytes: total, resumedFrom };
+  return {
+    file,
+    rows,
+    dim,
+    dtype: opts.dtype,
+    bytes: total,
+    resumedFrom,
+    ...(shard === undefined ? {} : { shard }),
+  };
 }
 
 /**
@@ -365,7 +398,154 @@ function resolve(teacher: Teacher, file: string, options: CacheTeacherFeaturesOp
     dtype,
     teacherFingerprint,
     overwrite: options.overwrite ?? false,
+    checkFreeSpace: options.checkFreeSpace ?? true,
   };
+}
+
+/**
+ * Shard `index` of `count` of `length` rows: the contiguous range
+ * [⌊index·length/count⌋, ⌊(index+1)·length/count⌋). Throws INVALID_ARGUMENT for an index outside
+ * 0…count−1, or more shards than rows (a shard would be empty).
+ */
+export function featureShardRange(
+  length: number,
+  shard: { index: number; count: number },
+): FeatureShardRange {
+  const { index, count } = shard;
+  if (!Number.isInteger(count) || count < 1) {
+    throw new CompressError('INVALID_ARGUMENT', `shard count must be an integer ≥ 1, got ${count}`, {
+      input: 'shard.count',
+    });
+  }
+  if (!Number.isInteger(index) || index < 0 || index >= count) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `shard index must be an integer in 0…${count - 1} (of ${count} shards), got ${index}`,
+      { input: 'shard.index' },
+    );
+  }
+  if (count > length) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `${count} shards of ${length} rows: some shards would be empty; use at most ${length} shards`,
+      { input: 'shard.count' },
+    );
+  }
+  // exact in integers up to 2^53 / count
+  return {
+    index,
+    count,
+    start: Math.floor((index * length) / count),
+    end: Math.floor(((index + 1) * length) / count),
+  };
+}
+
+/**
+ * The file name of shard `index` of `count` beside a whole cache's name:
+ * `teacher-train.fcache` → `teacher-train.shard-0-of-3.fcache` (the extension kept, if any).
+ */
+export function featureShardFile(file: string, shard: { index: number; count: number }): string {
+  const slash = file.lastIndexOf('/');
+  const dot = file.lastIndexOf('.');
+  const at = dot > slash + 1 ? dot : file.length;
+  return `${file.slice(0, at)}.shard-${shard.index}-of-${shard.count}${file.slice(at)}`;
+}
+
+/** The rows, their first dataset index, the shard and the header metadata of a cache run. */
+function layout(
+  dataset: Dataset,
+  options: CacheTeacherFeaturesOptions,
+  opts: Resolved,
+): { rows: number; first: number; shard: FeatureShardRange | undefined; meta: CacheMetadata } {
+  const length = dataset.length;
+  if (!Number.isInteger(length) || length < 1) {
+    throw new CompressError(
+      'INVALID_ARGUMENT',
+      `cacheTeacherFeatures: dataset '${dataset.name}' has ${length} images, expected at least 1`,
+      { input: 'dataset' },
+    );
+  }
+  const shard = options.shard === undefined ? undefined : featureShardRange(length, options.shard);
+  const meta: CacheMetadata = {
+    kind: CACHE_KIND,
+    dataset: { name: dataset.name, fingerprint: dataset.fingerprint, length },
+    teacher: { fingerprint: opts.teacherFingerprint },
+    transform: opts.transformId,
+    ...(shard === undefined ? {} : { shard }),
+  };
+  return { rows: shard ? shard.end - shard.start : length, first: shard?.start ?? 0, shard, meta };
+}
+
+/**
+ * What `cacheTeacherFeatures(teacher, dataset, file, options)` will write — rows, dim, dtype and the
+ * size of the finished file (rows × dim × bytes per value, plus header and checksums) — without
+ * touching the disk or the teacher.
+ */
+export function planFeatureCache(
+  teacher: Teacher,
+  dataset: Dataset,
+  file: string,
+  options: CacheTeacherFeaturesOptions = {},
+): FeatureCachePlan {
+  const opts = resolve(teacher, file, options);
+  const { rows, shard, meta } = layout(dataset, options, opts);
+  const dim = teacher.dim;
+  const rowBytes = dim * bytesPerValue(opts.dtype);
+  const blockRows = opts.checksumBlockRows ?? defaultBlockRows(rowBytes);
+  const head = encodeHeader({ dtype: opts.dtype, dim, rows, meta, doneRows: 0, blockRows });
+  const bytes = fileBytes({
+    version: CACHE_VERSION,
+    headerBytes: head.length,
+    rows,
+    dim,
+    dtype: opts.dtype,
+    blockRows,
+  });
+  return { file, rows, dim, dtype: opts.dtype, bytes, ...(shard === undefined ? {} : { shard }) };
+}
+
+/** Bytes in a human form: `1.5 GiB (1610612736 bytes)`. */
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${bytes} bytes` : `${v.toFixed(1)} ${units[u]} (${bytes} bytes)`;
+}
+
+/**
+ * Throws IO naming both numbers when the file system that will hold `file` (its nearest existing
+ * ancestor directory) has fewer free bytes than `needed`.
+ */
+export async function assertFreeSpace(file: string, needed: number, total = needed): Promise<void> {
+  let dir = dirname(file);
+  for (;;) {
+    try {
+      const fs = await statfs(dir);
+      const free = Number(fs.bavail) * Number(fs.bsize);
+      if (free < needed) {
+        throw new CompressError(
+          'IO',
+          `${file} needs ${formatBytes(needed)}${needed === total ? '' : ` more (of ${formatBytes(total)})`}, but its file system has ${formatBytes(free)} free; free some space or write elsewhere`,
+          { input: file },
+        );
+      }
+      return;
+    } catch (error) {
+      if (error instanceof CompressError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      const parent = dirname(dir);
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && parent !== dir) {
+        dir = parent;
+        continue;
+      }
+      // a file system that cannot tell its free space: leave it to the writes to fail
+      return;
+    }
+  }
 }
 
 type Existing = CacheHeader & { raw: Uint8Array };
@@ -445,6 +625,16 @@ function describeDifference(
   const w = want.meta.dataset;
   if (d.fingerprint !== w.fingerprint) {
     return `it was made from dataset '${d.name}' (fingerprint ${d.fingerprint}), not '${w.name}' (fingerprint ${w.fingerprint})`;
+  }
+  const hs = have.meta.shard;
+  const ws = want.meta.shard;
+  if (hs !== undefined || ws !== undefined) {
+    const name = (s: FeatureShardRange | undefined) =>
+      s === undefined
+        ? 'the whole dataset'
+        : `shard ${s.index} of ${s.count} (dataset indices ${s.start}…${s.end - 1})`;
+    if (hs?.index !== ws?.index || hs?.count !== ws?.count || hs?.start !== ws?.start || hs?.end !== ws?.end)
+      return `it holds ${name(hs)}, not ${name(ws)}`;
   }
   if (have.rows !== want.rows)
     return `it has ${have.rows} rows, the dataset '${w.name}' has ${want.rows} images`;

@@ -67,6 +67,19 @@ export interface CacheMetadata {
   teacher: { fingerprint: string };
   /** Identity of the transform applied to every image before the teacher (`none` when none). */
   transform: string;
+  /**
+   * A shard's place in its set: shard `index` of `count`, holding the dataset indices
+   * [`start`, `end`) (its rows are those, in order). Absent in a whole cache.
+   */
+  shard?: FeatureShardRange;
+}
+
+/** Shard `index` of `count` of a dataset: the contiguous dataset indices [`start`, `end`). */
+export interface FeatureShardRange {
+  index: number;
+  count: number;
+  start: number;
+  end: number;
 }
 
 export interface CacheHeader {
@@ -202,6 +215,7 @@ function decodeContainerCache(bytes: Uint8Array, file: string): CacheHeader {
     dataset: header.dataset,
     teacher: header.teacher,
     transform: header.transform,
+    ...(header.shard === undefined ? {} : { shard: header.shard }),
   } as CacheMetadata;
   if (typeof meta.dataset?.fingerprint !== 'string' || typeof meta.teacher?.fingerprint !== 'string') {
     throw corrupt('its metadata lacks dataset or teacher fingerprints');

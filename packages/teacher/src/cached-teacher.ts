@@ -128,6 +128,14 @@ export class CachedTeacher implements Teacher {
         { input: file },
       );
     }
+    const shard = header.meta.shard;
+    if (shard !== undefined) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `${prefix}: this is shard ${shard.index} of ${shard.count} (dataset indices ${shard.start}…${shard.end - 1}), not a whole cache; merge the shard set first (mergeFeatureCaches, or compress-ssl cache-teacher merge)`,
+        { input: file },
+      );
+    }
     const d = header.meta.dataset;
     const want = options.dataset;
     if (want !== undefined) {

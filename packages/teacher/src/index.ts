@@ -3,12 +3,29 @@ export { CheckedTeacher, type CheckedTeacherOptions, checkedTeacher } from '@com
 export { isCudaInstalled, type Provider } from '@compress/onnx';
 export { createFashionMnistTeacher, fashionMnistTeacherPath } from './builtin.js';
 export {
+  assertFreeSpace,
   type CacheSummary,
   type CacheTeacherFeaturesOptions,
   cacheTeacherFeatures,
   cacheTeacherFeaturesSteps,
+  type FeatureCachePlan,
+  featureShardFile,
+  featureShardRange,
+  formatBytes,
+  planFeatureCache,
 } from './cache-features.js';
-export type { CacheDtype } from './cache-format.js';
+export type { CacheDtype, FeatureShardRange } from './cache-format.js';
+export {
+  type CheckFeatureShardsOptions,
+  checkFeatureShards,
+  type FeatureShardInfo,
+  type FeatureShardSet,
+  inspectFeatureShard,
+  type MergeFeatureCachesOptions,
+  type MergeSummary,
+  mergeFeatureCaches,
+  readFeatureShard,
+} from './cache-shards.js';
 export { CachedTeacher, type CachedTeacherOptions } from './cached-teacher.js';
 export { IMAGENET, type InputLayout, type Normalization } from './layout.js';
 export {

@@ -4,7 +4,7 @@ import { CompressError } from '@compress/core';
 import type { Protocol } from '@compress/eval';
 import { checkWritablePlace } from '@compress/train';
 import type { Command } from 'commander';
-import { type EvalSource, evaluateSource } from '../evaluate.js';
+import { type EvalSource, evaluateKnnShards, evaluateSource } from '../evaluate.js';
 import { addConfigOptions } from '../flags.js';
 import { type ConfigFlags, resolveConfig } from '../options.js';
 import { createReporter } from '../progress.js';
@@ -23,12 +23,17 @@ export function register(program: Command): void {
       .option('--checkpoint <file>', 'a student checkpoint (or a training run directory)')
       .option('--raw-pixels', 'evaluate raw pixels')
       .option('--random-init', 'evaluate the untrained student')
+      .option(
+        '--base-shards <dir>',
+        "k-NN only: the train split's features as a finished shard set in <dir> (teacher-train.shard-<i>-of-<n>.fcache from cache-teacher --shards), searched shard by shard; --teacher embeds the test split",
+      )
       .option('--json', 'print the result as one JSON object on stdout')
       .option('--quiet', 'no progress output'),
   ).action(
     async (
       protocol: string,
-      flags: ConfigFlags & Common & { checkpoint?: string; rawPixels?: boolean; randomInit?: boolean },
+      flags: ConfigFlags &
+        Common & { checkpoint?: string; rawPixels?: boolean; randomInit?: boolean; baseShards?: string },
     ) => {
       const protocols: Protocol[] | undefined =
         protocol === 'all'
@@ -55,6 +60,13 @@ export function register(program: Command): void {
           { input: 'eval' },
         );
       }
+      if (flags.baseShards !== undefined && (protocol !== 'knn' || !flags.teacher)) {
+        throw new CompressError(
+          'CONFIG',
+          `eval --base-shards: k-NN of a teacher only (eval knn --teacher <source> --base-shards <dir>), found eval ${protocol}${flags.teacher ? '' : ' without --teacher'}`,
+          { input: 'base-shards' },
+        );
+      }
       const reporter = createReporter({ quiet: flags.quiet ?? false });
       const config = await resolveConfig(flags);
       const checkpoint = flags.checkpoint ? await checkpointOf(flags.checkpoint) : undefined;
@@ -76,6 +88,20 @@ export function register(program: Command): void {
         name = 'teacher';
       }
       try {
+        if (flags.baseShards !== undefined && source.kind === 'teacher') {
+          const report = await evaluateKnnShards({
+            config,
+            splits,
+            teacher: source.teacher,
+            shardDir: resolve(flags.baseShards),
+            name,
+            outDir: resolve(flags.out),
+            reporter,
+          });
+          reporter.info(await readFile(join(resolve(flags.out), 'report.md'), 'utf8'));
+          emit(flags, { name, summary: report.summary, seconds: report.seconds, files: report.files });
+          return;
+        }
         const report = await evaluateSource({
           config,
           splits,
