@@ -1,4 +1,4 @@
-import { knnSearch, type KnnResult as Neighbors } from '@compress/cluster';
+import { type KnnPart, knnSearch, mergeKnnResults } from '@compress/cluster';
 import { CompressError, l2NormalizeRows, type Teacher } from '@compress/core';
 import {
   type EvaluationReport,
@@ -14,7 +14,6 @@ import { createStudent, loadStudent, type Student, selectBackend } from '@compre
 import { CachedTeacher, CheckedTeacher, checkFeatureShards, readFeatureShard } from '@compress/teacher';
 import { studentExtractor } from '@compress/train';
 import type { Config } from './config.js';
-import { mergeKnnResults } from './knn-merge.js';
 import type { Reporter } from './progress.js';
 import { evalTransform, type Splits, subsetDataset, subsetIndices } from './resources.js';
 import { listShardFiles, shardFileName } from './shard-files.js';
@@ -179,7 +178,7 @@ export async function evaluateKnnShards(options: ShardedKnnOptions): Promise<Eva
   }
   const started = performance.now();
   const queries = l2NormalizeRows(test.features);
-  const parts: { result: Neighbors; offset: number }[] = [];
+  const parts: KnnPart[] = [];
   for (const [done, shard] of set.shards.entries()) {
     reporter.progress({
       phase: `${options.name}: k-NN over shards`,
@@ -198,6 +197,7 @@ export async function evaluateKnnShards(options: ShardedKnnOptions): Promise<Eva
     parts.push({
       result: await knnSearch(base, queries, Math.min(20, base.rows), { metric: 'ip' }),
       offset: shard.start,
+      rows: base.rows,
     });
   }
   reporter.progress({
@@ -206,7 +206,8 @@ export async function evaluateKnnShards(options: ShardedKnnOptions): Promise<Eva
     total: set.shards.length,
     unit: 'shards',
   });
-  const top = mergeKnnResults(parts, 'ip');
+  const rows = parts.reduce((n, p) => n + (p.rows ?? 0), 0);
+  const top = mergeKnnResults(parts, 'ip', { k: Math.min(20, rows) });
   // classes as evaluateFeatures counts them: 1 + the largest label of either split
   const knn1 = knnAccuracyOfNeighbors(top, trainLabels, test.labels, { k: 1 });
   const knn20 = knnAccuracyOfNeighbors(top, trainLabels, test.labels, {
