@@ -12,13 +12,8 @@ import {
   type Teacher,
 } from '@compress/core';
 import { describe, expect, it } from 'vitest';
-import {
-  cacheTeacherFeatures,
-  cacheTeacherFeaturesSteps,
-  featureShardFile,
-  featureShardRange,
-  planFeatureCache,
-} from './cache-features.js';
+import { cacheTeacherFeatures, cacheTeacherFeaturesSteps } from './cache-features.js';
+import { featureShardFile, featureShardRange, planFeatureCache } from './cache-plan.js';
 import {
   checkFeatureShards,
   inspectFeatureShard,

@@ -9,7 +9,6 @@ import {
   ioError,
   type ProgressListener,
 } from '@compress/core';
-import { assertFreeSpace, featureShardRange } from './cache-features.js';
 import {
   blockCount,
   bytesPerValue,
@@ -27,7 +26,9 @@ import {
   readTable,
   tableOffset,
 } from './cache-format.js';
+import { featureShardRange } from './cache-plan.js';
 import { decodeHalf } from './f16.js';
+import { assertFreeSpace } from './free-space.js';
 
 /** One shard file of a sharded feature cache, as its header describes it. */
 export interface FeatureShardInfo extends FeatureShardRange {

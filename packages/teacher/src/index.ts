@@ -2,19 +2,16 @@
 export { CheckedTeacher, type CheckedTeacherOptions, checkedTeacher } from '@compress/core';
 export { isCudaInstalled, type Provider } from '@compress/onnx';
 export { createFashionMnistTeacher, fashionMnistTeacherPath } from './builtin.js';
+export { cacheTeacherFeatures, cacheTeacherFeaturesSteps } from './cache-features.js';
+export type { CacheDtype, FeatureShardRange } from './cache-format.js';
 export {
-  assertFreeSpace,
   type CacheSummary,
   type CacheTeacherFeaturesOptions,
-  cacheTeacherFeatures,
-  cacheTeacherFeaturesSteps,
   type FeatureCachePlan,
   featureShardFile,
   featureShardRange,
-  formatBytes,
   planFeatureCache,
-} from './cache-features.js';
-export type { CacheDtype, FeatureShardRange } from './cache-format.js';
+} from './cache-plan.js';
 export {
   type CheckFeatureShardsOptions,
   checkFeatureShards,
@@ -27,6 +24,7 @@ export {
   readFeatureShard,
 } from './cache-shards.js';
 export { CachedTeacher, type CachedTeacherOptions } from './cached-teacher.js';
+export { assertFreeSpace, formatBytes } from './free-space.js';
 export { IMAGENET, type InputLayout, type Normalization } from './layout.js';
 export {
   type ChannelMode,

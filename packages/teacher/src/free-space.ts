@@ -1,0 +1,48 @@
+// The free-space check before a cache run, and sizes in a human form.
+import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { CompressError } from '@compress/core';
+
+/** Bytes in a human form: `1.5 GiB (1610612736 bytes)`. */
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${bytes} bytes` : `${v.toFixed(1)} ${units[u]} (${bytes} bytes)`;
+}
+
+/**
+ * Throws IO naming both numbers when the file system that will hold `file` (its nearest existing
+ * ancestor directory) has fewer free bytes than `needed`.
+ */
+export async function assertFreeSpace(file: string, needed: number, total = needed): Promise<void> {
+  let dir = dirname(file);
+  for (;;) {
+    try {
+      const fs = await statfs(dir);
+      const free = Number(fs.bavail) * Number(fs.bsize);
+      if (free < needed) {
+        throw new CompressError(
+          'IO',
+          `${file} needs ${formatBytes(needed)}${needed === total ? '' : ` more (of ${formatBytes(total)})`}, but its file system has ${formatBytes(free)} free; free some space or write elsewhere`,
+          { input: file },
+        );
+      }
+      return;
+    } catch (error) {
+      if (error instanceof CompressError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      const parent = dirname(dir);
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && parent !== dir) {
+        dir = parent;
+        continue;
+      }
+      // a file system that cannot tell its free space: leave it to the writes to fail
+      return;
+    }
+  }
+}
