@@ -3,7 +3,7 @@
  * It writes the small compute graphs compress runs on onnxruntime (the k-NN/k-means products of
  * @compress/cluster, the loss step of @compress/losses, the convolutions of @compress/students),
  * the students' ONNX export (weights as initializers, metadata) and the models tests build in
- * memory. Only what those need: nodes with int, float and int-list attributes, float32/int64
+ * memory. Only what those need: nodes with int, float, int-list and string attributes, float32/int64
  * initializers, inputs and outputs with fixed or named dimensions, and metadata. onnxruntime
  * validates what it loads, so a mistake here is an error at session creation, never a wrong result.
  */
@@ -33,6 +33,8 @@ export interface OnnxNode {
   floats?: Record<string, number>;
   /** Integer-list attributes (ONNX INTS): Conv's pads and strides, Transpose's perm. */
   intLists?: Record<string, readonly number[]>;
+  /** String attributes (ONNX STRING): ScatterElements' `reduction`. */
+  strings?: Record<string, string>;
 }
 
 /** A constant tensor of the graph: int64 values (shapes, axes, pads) or float32 values (weights). */
@@ -119,6 +121,13 @@ function encodeNode(n: OnnxNode): Uint8Array {
     a.string(1, name);
     for (const value of values) a.int64Field(8, value); // ints (unpacked)
     a.varint(20, 7); // type: INTS
+    w.message(5, a.bytes());
+  }
+  for (const [name, value] of Object.entries(n.strings ?? {})) {
+    const a = new Writer();
+    a.string(1, name);
+    a.string(4, value); // s
+    a.varint(20, 3); // type: STRING
     w.message(5, a.bytes());
   }
   return w.bytes();

@@ -10,7 +10,7 @@ import { Chain, Module, Sequential } from '../nn/module.js';
  * nn.AdaptiveAvgPool2d((s, s)) for the one input size the network was built for, where the
  * feature map side is a multiple k of s: a k×k average pool (identity when k = 1).
  */
-class AdaptiveAvgPool extends Module {
+export class AdaptiveAvgPool extends Module {
   constructor(readonly kernel: number) {
     super();
   }
@@ -24,8 +24,8 @@ class AdaptiveAvgPool extends Module {
 }
 
 /** features = ReLU(feats(x)), the CompRess student's penultimate layer. */
-class ReluHead extends Module {
-  constructor(private readonly inner: Module) {
+export class ReluHead extends Module {
+  constructor(readonly inner: Module) {
     super();
     this.child('feats', inner);
   }

@@ -16,8 +16,8 @@ function makeDivisible(v: number, divisor = 8): number {
 }
 
 /** torchvision InvertedResidual: [pw ConvBNReLU6] → dw ConvBNReLU6 → pw-linear Conv+BN, + x when it fits. */
-class InvertedResidual extends Module {
-  private readonly conv: Chain;
+export class InvertedResidual extends Module {
+  readonly conv: Chain;
   readonly useResidual: boolean;
 
   constructor(cin: number, cout: number, stride: number, expand: number, rng: Rng | null) {

@@ -11,11 +11,11 @@ import { Chain, Module, type Named, Sequential } from '../nn/module.js';
 const convInit = { kind: 'kaiming-normal-fan-out' } as const;
 
 /** torchvision BasicBlock: relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)), stride on conv1. */
-class BasicBlock extends Module {
+export class BasicBlock extends Module {
   static readonly expansion = 1;
-  private readonly a: ConvBN;
-  private readonly b: ConvBN;
-  private readonly downsample: ConvBN | null;
+  readonly a: ConvBN;
+  readonly b: ConvBN;
+  readonly downsample: ConvBN | null;
 
   constructor(cin: number, planes: number, stride: number, rng: Rng | null) {
     super();
@@ -51,12 +51,12 @@ class BasicBlock extends Module {
 }
 
 /** torchvision Bottleneck (v1.5: stride on the 3×3 conv), expansion 4. */
-class Bottleneck extends Module {
+export class Bottleneck extends Module {
   static readonly expansion = 4;
-  private readonly a: ConvBN;
-  private readonly b: ConvBN;
-  private readonly c: ConvBN;
-  private readonly downsample: ConvBN | null;
+  readonly a: ConvBN;
+  readonly b: ConvBN;
+  readonly c: ConvBN;
+  readonly downsample: ConvBN | null;
 
   constructor(cin: number, planes: number, stride: number, rng: Rng | null) {
     super();

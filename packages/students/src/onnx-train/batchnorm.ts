@@ -1,0 +1,62 @@
+// nn.BatchNorm2d in train mode (PyTorch's: batch statistics, biased variance in the normalisation,
+// unbiased variance in the running average), forward, running statistics and backward.
+import type { Tape, Value } from './tape.js';
+
+export interface BatchNormTrainParts {
+  x: Value;
+  gamma: Value;
+  beta: Value;
+  runningMean: Value;
+  runningVar: Value;
+  eps: number;
+  momentum: number;
+}
+
+/**
+ * y = γ·x̂ + β with x̂ = (x − mean)/√(var + eps) over N, H, W (or N for [N, C]). Returns y and the
+ * names of the new running mean and variance ([C]). Backward:
+ * dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/σ·(dy − dβ/m − x̂·dγ/m), m values per channel.
+ */
+export function batchNormTrain(
+  t: Tape,
+  o: BatchNormTrainParts,
+): { y: Value; runningMean: string; runningVar: string } {
+  const { x, eps, momentum } = o;
+  const c = x.shape[1] as number;
+  const axes = x.shape.length === 4 ? [0, 2, 3] : [0];
+  const perChannel = x.shape.length === 4 ? [1, c, 1, 1] : [1, c];
+  const m = x.shape.reduce((a, b) => a * b, 1) / c;
+  const reduceMean = (v: string) => t.op('ReduceMean', [v], { intLists: { axes } });
+  const reduceSum = (v: string) => t.op('ReduceSum', [v, t.i64(axes)]);
+  const mean = reduceMean(x.name);
+  const centred = t.op('Sub', [x.name, mean]);
+  const variance = reduceMean(t.op('Mul', [centred, centred]));
+  const invStd = t.op('Reciprocal', [t.op('Sqrt', [t.op('Add', [variance, t.scalar(eps)])])]);
+  const xhat = t.op('Mul', [centred, invStd]);
+  const gamma = t.op('Reshape', [o.gamma.name, t.i64(perChannel)]);
+  const beta = t.op('Reshape', [o.beta.name, t.i64(perChannel)]);
+  const y = t.op('Add', [t.op('Mul', [xhat, gamma]), beta]);
+  const flat = (v: string) => t.op('Reshape', [v, t.i64([c])]);
+  const runningMean = t.op('Add', [
+    t.op('Mul', [o.runningMean.name, t.scalar(1 - momentum)]),
+    t.op('Mul', [flat(mean), t.scalar(momentum)]),
+  ]);
+  const runningVar = t.op('Add', [
+    t.op('Mul', [o.runningVar.name, t.scalar(1 - momentum)]),
+    t.op('Mul', [flat(variance), t.scalar((momentum * m) / (m - 1))]),
+  ]);
+  const out = t.record([x, o.gamma, o.beta], y, x.shape, (dy, want) => {
+    const dBeta = reduceSum(dy);
+    const dGamma = reduceSum(t.op('Mul', [dy, xhat]));
+    let dx: string | null = null;
+    if (want[0]) {
+      const inner = t.op('Sub', [
+        t.op('Sub', [dy, t.op('Mul', [dBeta, t.scalar(1 / m)])]),
+        t.op('Mul', [xhat, t.op('Mul', [dGamma, t.scalar(1 / m)])]),
+      ]);
+      dx = t.op('Mul', [inner, t.op('Mul', [gamma, invStd])]);
+    }
+    return [dx, flat(dGamma), flat(dBeta)];
+  });
+  return { y: out, runningMean, runningVar };
+}
