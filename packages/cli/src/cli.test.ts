@@ -1,58 +1,16 @@
 // The command line as a user meets it: every failure is one message naming the input, a documented
 // exit code, one `{ "error": … }` object on stdout with --json, no stack trace (unless --debug), and
 // nothing lost or changed by a refused command. Each case runs `compress-ssl` as a subprocess.
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '@compress/core';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { cli, expectOneMessage, projectionTeacherSource, type Ran } from './cli-harness.test-util.js';
 import { exitCodes } from './errors.js';
 
-const bin = new URL('../dist/bin.js', import.meta.url).pathname;
 let dir: string;
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function withoutDebug(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { COMPRESS_DEBUG: _, ...rest } = env;
-  return rest;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...withoutDebug(process.env), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - started }));
-  });
-}
-
-/** The messages a failed command printed: `compress-ssl: …` lines, and no stack trace. */
-function expectOneMessage(r: Ran, code: number, pattern: RegExp): void {
-  expect(r.code, r.stderr).toBe(code);
-  const messages = r.stderr.split('\n').filter((l) => l.startsWith('compress-ssl: '));
-  expect(messages, r.stderr).toHaveLength(1);
-  expect(messages[0]).toMatch(pattern);
-  expect(r.stderr, 'no stack trace without --debug').not.toMatch(/^\s+at /m);
-}
 
 /** The same through --json: exactly one line on stdout, the error object. */
 function expectJsonError(r: Ran, code: string, pattern: RegExp): void {
@@ -68,23 +26,7 @@ const module = (name: string, source: string) => {
   return writeFile(file, source).then(() => file);
 };
 
-const goodTeacher = `export default {
-  dim: 16,
-  fingerprint: 'projection-16',
-  async embed(batch) {
-    const [b, h, w, c] = batch.shape;
-    const per = h * w * c;
-    const out = new Float32Array(b * 16);
-    for (let i = 0; i < b; i++)
-      for (let j = 0; j < 16; j++) {
-        let s = 0;
-        for (let p = 0; p < per; p += 7) s += batch.images[i * per + p] * Math.sin(1 + j * 13.7 + p * 0.61);
-        out[i * 16 + j] = s;
-      }
-    return { rows: b, dim: 16, data: out };
-  },
-  dispose() {},
-};`;
+const goodTeacher = projectionTeacherSource();
 
 /** Fashion-MNIST, a 256-image subset, a tiny student, 6 steps, a checkpoint every 2; loader workers on. */
 const tiny = {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import {
 import { OnnxTeacher } from '@compress/teacher';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from './cli-harness.test-util.js';
 
 /** max |a − b| ≤ rtol · max |b|: relative to the features' scale (CPU kernels differ between machines). */
 function expectCloseToScale(a: Float32Array, b: Float32Array, rtol = 1e-4): void {
@@ -114,22 +114,7 @@ describe('an exported student as an OnnxTeacher', () => {
     const ckpt = join(dir, 'student.ckpt');
     await saveCheckpoint(ckpt, { student });
     student.dispose();
-    const bin = new URL('../dist/bin.js', import.meta.url).pathname;
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [bin, 'export', 'onnx', '--checkpoint', ckpt, ...args], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => {
-          stdout += d;
-        });
-        child.stderr.on('data', (d) => {
-          stderr += d;
-        });
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+    const run = (args: string[]) => cli(['export', 'onnx', '--checkpoint', ckpt, ...args]);
     const inside = await run(['--out', join(dir, 'inside')]);
     expect(inside.code, inside.stderr).toBe(0);
     expect(`${inside.stdout}${inside.stderr}`).toContain(

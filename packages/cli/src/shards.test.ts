@@ -2,72 +2,15 @@
 // Indexed Job runs them ($JOB_COMPLETION_INDEX), merged into the unsharded file byte for byte; a
 // killed shard resumes; incomplete or mixed shard sets are refused by name; a cache larger than
 // the free space is refused before any work; k-NN over the shards equals the unsharded k-NN.
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { cli, expectOneMessage, projectionTeacherSource } from './cli-harness.test-util.js';
 import { shardOf } from './commands/cache-teacher.js';
 import { exitCodes } from './errors.js';
 
-const bin = new URL('../dist/bin.js', import.meta.url).pathname;
 let dir: string;
-
-interface Ran {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const { COMPRESS_DEBUG: _, JOB_COMPLETION_INDEX: __, ...base } = process.env;
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...base, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
-
-function expectOneMessage(r: Ran, code: number, pattern: RegExp): void {
-  expect(r.code, r.stderr).toBe(code);
-  const messages = r.stderr.split('\n').filter((l) => l.startsWith('compress-ssl: '));
-  expect(messages, r.stderr).toHaveLength(1);
-  expect(messages[0]).toMatch(pattern);
-  expect(r.stderr).not.toMatch(/^\s+at /m);
-}
-
-/** The module teacher of cli.test.ts; `killAt` kills its own process (SIGKILL) in that embed call. */
-const teacherSource = (fingerprint: string, dim = 16, killAt = 0) => `let calls = 0;
-export default {
-  dim: ${dim},
-  fingerprint: '${fingerprint}',
-  async embed(batch) {
-    if (++calls === ${killAt}) process.kill(process.pid, 'SIGKILL');
-    const [b, h, w, c] = batch.shape;
-    const per = h * w * c;
-    const out = new Float32Array(b * 16);
-    for (let i = 0; i < b; i++)
-      for (let j = 0; j < 16; j++) {
-        let s = 0;
-        for (let p = 0; p < per; p += 7) s += batch.images[i * per + p] * Math.sin(1 + j * 13.7 + p * 0.61);
-        out[i * 16 + j] = s;
-      }
-    return { rows: b, dim: 16, data: out };
-  },
-  dispose() {},
-};`;
 
 let good: string;
 let killer: string;
@@ -79,9 +22,9 @@ beforeAll(async () => {
   good = join(dir, 'good.mjs');
   killer = join(dir, 'killer.mjs');
   other = join(dir, 'other.mjs');
-  await writeFile(good, teacherSource('projection-16'));
-  await writeFile(killer, teacherSource('projection-16', 16, 4));
-  await writeFile(other, teacherSource('another-teacher'));
+  await writeFile(good, projectionTeacherSource('projection-16'));
+  await writeFile(killer, projectionTeacherSource('projection-16', 16, 4));
+  await writeFile(other, projectionTeacherSource('another-teacher'));
   config = join(dir, 'config.json');
   await writeFile(config, JSON.stringify({ data: { workers: 1 } }));
 });
@@ -200,7 +143,7 @@ describe('compress-ssl cache-teacher --shards', () => {
 
   it('refuses a cache larger than the free space before any work, naming both numbers', async () => {
     const wide = join(dir, 'wide.mjs');
-    await writeFile(wide, teacherSource('wide', 2 ** 36, 1)); // killed if it were ever asked
+    await writeFile(wide, projectionTeacherSource('wide', 2 ** 36, 1)); // killed if it were ever asked
     const out = join(dir, 'wide-out');
     const r = await cli([...args(wide, out), '--shards', '2', '--shard', '0']);
     expectOneMessage(

@@ -6,6 +6,7 @@ import { createStudent, exportOnnx, selectBackend } from '@compress/students';
 import { RunDir } from '@compress/train';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { projectionTeacherSource } from './cli-harness.test-util.js';
 import type { Config } from './config.js';
 import { presetConfig } from './presets.js';
 import type { Reporter } from './progress.js';
@@ -15,26 +16,7 @@ const silent: Reporter = { info: () => {}, progress: () => {}, done: () => {} };
 let dir: string;
 let teacherModule: string;
 
-/** A tiny deterministic teacher as a user would write one: a fixed random projection of the pixels. */
-const teacherSource = `
-export default {
-  dim: 16,
-  fingerprint: 'projection-16',
-  async embed(batch) {
-    const [b, h, w, c] = batch.shape;
-    const per = h * w * c;
-    const out = new Float32Array(b * 16);
-    for (let i = 0; i < b; i++)
-      for (let j = 0; j < 16; j++) {
-        let s = 0;
-        for (let p = 0; p < per; p += 7) s += batch.images[i * per + p] * Math.sin(1 + j * 13.7 + p * 0.61);
-        out[i * 16 + j] = s;
-      }
-    return { rows: b, dim: 16, data: out };
-  },
-  dispose() {},
-};
-`;
+const teacherSource = projectionTeacherSource();
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'compress-train-'));
