@@ -171,6 +171,26 @@ export class OnnxLossEngine implements LossEngine {
     return s;
   }
 
+  /** The queues (in place) and the batch's normalised features as the graphs' inputs. */
+  private batchFeeds(
+    teacherQueue: MemoryQueue,
+    studentQueue: MemoryQueue,
+    tn: Float32Array,
+    sn: Float32Array,
+    batch: number,
+  ) {
+    const K = teacherQueue.size;
+    const dt = teacherQueue.dim;
+    const ds = studentQueue.dim;
+    const { Tensor } = this.ort;
+    return {
+      qt: new Tensor('float32', teacherQueue.storage.view(), [K, dt]),
+      qs: new Tensor('float32', studentQueue.storage.view(), [K, ds]),
+      tn: new Tensor('float32', tn.subarray(0, batch * dt), [batch, dt]),
+      sn: new Tensor('float32', sn.subarray(0, batch * ds), [batch, ds]),
+    };
+  }
+
   lossAndGrad(
     teacherQueue: MemoryQueue,
     studentQueue: MemoryQueue,
@@ -179,16 +199,10 @@ export class OnnxLossEngine implements LossEngine {
     batch: number,
     temperature: number,
   ): LossAndGrad {
-    const K = teacherQueue.size;
-    const dt = teacherQueue.dim;
-    const ds = studentQueue.dim;
     const { Tensor } = this.ort;
     const out = this.session(temperature).run(
       {
-        qt: new Tensor('float32', teacherQueue.storage.view(), [K, dt]),
-        qs: new Tensor('float32', studentQueue.storage.view(), [K, ds]),
-        tn: new Tensor('float32', tn.subarray(0, batch * dt), [batch, dt]),
-        sn: new Tensor('float32', sn.subarray(0, batch * ds), [batch, ds]),
+        ...this.batchFeeds(teacherQueue, studentQueue, tn, sn, batch),
         axes: new Tensor('int64', BigInt64Array.of(1n), [1]),
         scale: new Tensor('float32', Float32Array.of(1 / (batch * temperature)), [1]),
       },
@@ -207,17 +221,8 @@ export class OnnxLossEngine implements LossEngine {
     batch: number,
     temperature: number,
   ): Similarities {
-    const K = teacherQueue.size;
-    const dt = teacherQueue.dim;
-    const ds = studentQueue.dim;
-    const { Tensor } = this.ort;
     const out = this.session(temperature, this.similaritySessions, similaritiesModel).run(
-      {
-        qt: new Tensor('float32', teacherQueue.storage.view(), [K, dt]),
-        qs: new Tensor('float32', studentQueue.storage.view(), [K, ds]),
-        tn: new Tensor('float32', tn.subarray(0, batch * dt), [batch, dt]),
-        sn: new Tensor('float32', sn.subarray(0, batch * ds), [batch, ds]),
-      },
+      this.batchFeeds(teacherQueue, studentQueue, tn, sn, batch),
       { lt: null, ls: null, p: null, logq: null },
       {},
     );

@@ -94,14 +94,18 @@ export class WasmEngine implements LossEngine {
     }
   }
 
-  lossAndGrad(
+  /**
+   * Both similarity products of a batch on the heap's step buffers: lt = Qt·tnᵀ and ls = Qs·snᵀ,
+   * K×Bp each. Columns are padded to a multiple of 4 (the SIMD width) with zero features: their
+   * similarities are 0, and they count in neither the loss nor the gradient.
+   */
+  private products(
     teacherQueue: MemoryQueue,
     studentQueue: MemoryQueue,
     tn: Float32Array,
     sn: Float32Array,
     batch: number,
-    temperature: number,
-  ): LossAndGrad {
+  ) {
     const K = teacherQueue.size;
     const dt = teacherQueue.dim;
     const ds = studentQueue.dim;
@@ -110,16 +114,24 @@ export class WasmEngine implements LossEngine {
     this.reserve(batch, K, ds, dt);
     const ws = this.ws!;
     const heap = this.heap;
-    // Columns are padded to a multiple of 4 (the SIMD width) with zero features: their similarities
-    // are 0, and they count in neither the loss nor the gradient.
     const bp = padded(batch);
-    const chunk = backwardChunk(ds);
-    // lt = Qt·tnᵀ: K×Bp.
     transposeInto(tn, batch, dt, bp, heap.f32(ws.x, dt * bp));
     heap.gemm(qt, K, dt, ws.x, bp, ws.lt);
-    // ls = Qs·snᵀ: K×Bp.
     transposeInto(sn, batch, ds, bp, heap.f32(ws.x, ds * bp));
     heap.gemm(qs, K, ds, ws.x, bp, ws.ls);
+    return { K, ds, qs, bp, ws, heap };
+  }
+
+  lossAndGrad(
+    teacherQueue: MemoryQueue,
+    studentQueue: MemoryQueue,
+    tn: Float32Array,
+    sn: Float32Array,
+    batch: number,
+    temperature: number,
+  ): LossAndGrad {
+    const { K, ds, qs, bp, ws, heap } = this.products(teacherQueue, studentQueue, tn, sn, batch);
+    const chunk = backwardChunk(ds);
     const loss =
       this.simd !== null
         ? this.simd.run(ws.lt, ws.ls, K, bp, temperature, ws.g, chunk, batch)
@@ -157,19 +169,7 @@ export class WasmEngine implements LossEngine {
     batch: number,
     temperature: number,
   ): Similarities {
-    const K = teacherQueue.size;
-    const dt = teacherQueue.dim;
-    const ds = studentQueue.dim;
-    const qt = wasmOffset(teacherQueue);
-    const qs = wasmOffset(studentQueue);
-    this.reserve(batch, K, ds, dt);
-    const ws = this.ws!;
-    const heap = this.heap;
-    const bp = padded(batch);
-    transposeInto(tn, batch, dt, bp, heap.f32(ws.x, dt * bp));
-    heap.gemm(qt, K, dt, ws.x, bp, ws.lt);
-    transposeInto(sn, batch, ds, bp, heap.f32(ws.x, ds * bp));
-    heap.gemm(qs, K, ds, ws.x, bp, ws.ls);
+    const { K, bp, ws, heap } = this.products(teacherQueue, studentQueue, tn, sn, batch);
     // The raw student similarities (K×Bp), kept: the softmax pass overwrites them.
     const rawS = heap.f32(ws.ls, K * bp).slice();
     const invT = 1 / temperature;
