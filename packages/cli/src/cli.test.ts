@@ -39,6 +39,10 @@ const tiny = {
 let config: string;
 let good: string;
 
+/** `compress-ssl train` on the tiny config with `teacher`, into `out`, plus `more` flags. */
+const train = (teacher: string, out: string, ...more: string[]) =>
+  cli(['train', '--config', config, '--teacher', teacher, '--out', out, ...more]);
+
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
@@ -90,7 +94,7 @@ describe('compress-ssl failures', () => {
     it(`a module teacher that ${what}: one message, exit ${exitCodes.external}, nothing left behind`, async () => {
       const teacher = await module(`${what.replaceAll(' ', '-')}.mjs`, source);
       const out = join(dir, `run-${what.replaceAll(' ', '-')}`);
-      const r = await cli(['train', '--config', config, '--teacher', teacher, '--out', out, '--json']);
+      const r = await train(teacher, out, '--json');
       expectOneMessage(r, exitCodes.external, pattern);
       expectJsonError(r, 'EXTERNAL', pattern);
       expect(await exists(out), 'a failed start leaves no run directory').toBe(false);
@@ -109,41 +113,21 @@ export default { dim: 16, fingerprint: 'x', async embed(b) {
 }, dispose() {} };`,
     );
     const out = join(dir, 'run-nan');
-    const r = await cli(['train', '--config', config, '--teacher', teacher, '--out', out]);
+    const r = await train(teacher, out);
     expectOneMessage(
       r,
       exitCodes.external,
       /on batch 4 .*found NaN at row 0 .*column 5.*expected finite numbers/,
     );
     expect(await readdir(join(out, 'checkpoints'))).toContain('step-00000002');
-    const resumed = await cli([
-      'train',
-      '--config',
-      config,
-      '--teacher',
-      good,
-      '--out',
-      out,
-      '--resume',
-      '--quiet',
-    ]);
+    const resumed = await train(good, out, '--resume', '--quiet');
     // the run's config names the teacher it was made with: another teacher is refused, not mixed in
     expectOneMessage(resumed, exitCodes.input, /was made with other settings \(teacher\.source: /);
   }, 60_000);
 
   it('training that diverges says at which step and which settings usually cause it', async () => {
     const out = join(dir, 'run-diverged');
-    const r = await cli([
-      'train',
-      '--config',
-      config,
-      '--teacher',
-      good,
-      '--temperature',
-      '1e-9',
-      '--out',
-      out,
-    ]);
+    const r = await train(good, out, '--temperature', '1e-9');
     expectOneMessage(
       r,
       exitCodes.failed,
@@ -156,17 +140,7 @@ export default { dim: 16, fingerprint: 'x', async embed(b) {
       ['abc', /^compress-ssl: --lr: expected a number, found "abc"$/],
       ['-1', /^compress-ssl: --lr -1: "optim\.lr": Too small/],
     ] as const) {
-      const r = await cli([
-        'train',
-        '--config',
-        config,
-        '--teacher',
-        good,
-        '--lr',
-        value,
-        '--out',
-        join(dir, 'x'),
-      ]);
+      const r = await train(good, join(dir, 'x'), '--lr', value);
       expectOneMessage(r, exitCodes.usage, pattern);
       expect(r.stderr).not.toContain('tiny.json');
     }
@@ -174,18 +148,7 @@ export default { dim: 16, fingerprint: 'x', async embed(b) {
 
   it('a refused --resume changes nothing in the run directory', async () => {
     const out = join(dir, 'run-resume');
-    const first = await cli([
-      'train',
-      '--config',
-      config,
-      '--teacher',
-      good,
-      '--max-steps',
-      '2',
-      '--out',
-      out,
-      '--quiet',
-    ]);
+    const first = await train(good, out, '--max-steps', '2', '--quiet');
     expect(first.code, first.stderr).toBe(0);
     await rm(join(out, 'config.json'));
     const listing = async () => {
@@ -193,20 +156,7 @@ export default { dim: 16, fingerprint: 'x', async embed(b) {
       return Promise.all(names.sort().map(async (n) => [n, (await stat(join(out, n))).mtimeMs]));
     };
     const before = await listing();
-    const r = await cli([
-      'train',
-      '--config',
-      config,
-      '--teacher',
-      good,
-      '--max-steps',
-      '2',
-      '--batch-size',
-      '16',
-      '--resume',
-      '--out',
-      out,
-    ]);
+    const r = await train(good, out, '--max-steps', '2', '--batch-size', '16', '--resume');
     expectOneMessage(
       r,
       exitCodes.input,
@@ -232,7 +182,7 @@ export default { dim: 16, fingerprint: 'x', async embed(b) {
     const handle = await open(file, 'r+');
     await handle.write(new Uint8Array(3000).fill(0x7f), 0, 3000, 4096 + 1000); // finite garbage in row 7 on
     await handle.close();
-    const r = await cli(['train', '--config', config, '--teacher', file, '--out', join(dir, 'run-cache')]);
+    const r = await train(file, join(dir, 'run-cache'));
     expectOneMessage(
       r,
       exitCodes.input,
@@ -242,18 +192,7 @@ export default { dim: 16, fingerprint: 'x', async embed(b) {
 
   it('a damaged student checkpoint is refused by eval and export, naming the file and the section', async () => {
     const out = join(dir, 'run-damaged');
-    const trained = await cli([
-      'train',
-      '--config',
-      config,
-      '--teacher',
-      good,
-      '--max-steps',
-      '2',
-      '--out',
-      out,
-      '--quiet',
-    ]);
+    const trained = await train(good, out, '--max-steps', '2', '--quiet');
     expect(trained.code, trained.stderr).toBe(0);
     const file = join(out, 'checkpoints', 'step-00000002', 'student.ckpt');
     const { size } = await stat(file);
@@ -312,7 +251,7 @@ export default { dim: 16, fingerprint: 'x', async embed(b) {
   }, 30_000);
 
   it('refuses an output on /proc at once', async () => {
-    const r = await cli(['train', '--config', config, '--teacher', good, '--out', '/proc/compress-run']);
+    const r = await train(good, '/proc/compress-run');
     expectOneMessage(r, exitCodes.usage, /\/proc is on the kernel's proc file system/);
     expect(r.ms).toBeLessThan(20_000);
   }, 30_000);
@@ -327,16 +266,7 @@ export default { dim: 16, fingerprint: 'x', async embed(b) {
 
   it('--debug adds the stack trace, and --help says so with the exit codes', async () => {
     const teacher = join(dir, 'throws-in-embed.mjs');
-    const r = await cli([
-      'train',
-      '--config',
-      config,
-      '--teacher',
-      teacher,
-      '--out',
-      join(dir, 'dbg'),
-      '--debug',
-    ]);
+    const r = await train(teacher, join(dir, 'dbg'), '--debug');
     expect(r.code).toBe(exitCodes.external);
     expect(r.stderr).toMatch(/^\s+at /m);
     const help = await cli(['--help']);
@@ -378,7 +308,7 @@ describe('compress-ssl on image folders', () => {
     await writeFile(folderFile, JSON.stringify(folderConfig));
   });
 
-  const train = (root: string, ...more: string[]) =>
+  const trainOn = (root: string, ...more: string[]) =>
     cli([
       'train',
       '--config',
@@ -395,7 +325,7 @@ describe('compress-ssl on image folders', () => {
   it('refuses train and val with other class lists, naming the classes on each side', async () => {
     const root = await folder('mixed', { train: ['a', 'b', 'c'], val: ['a', 'b', 'd'] });
     expectOneMessage(
-      await train(root),
+      await trainOn(root),
       exitCodes.input,
       /val\/ has class \[d\] that train\/ lacks; train\/ has \[c\] that val\/ lacks/,
     );
@@ -404,7 +334,7 @@ describe('compress-ssl on image folders', () => {
   it('refuses a single class', async () => {
     const root = await folder('single', { train: ['a'], val: ['a'] });
     expectOneMessage(
-      await train(root),
+      await trainOn(root),
       exitCodes.usage,
       /train\/ has 1 class \[a\]; training or evaluating with labels needs at least 2/,
     );
@@ -414,11 +344,11 @@ describe('compress-ssl on image folders', () => {
     const root = await folder('empty', { train: ['a', 'b'], val: ['a', 'b'] });
     await writeFile(join(root, 'train', 'b', 'empty.jpg'), '');
     expectOneMessage(
-      await train(root),
+      await trainOn(root),
       exitCodes.input,
       /cannot decode .*train\/b\/empty\.jpg: the file is empty \(0 bytes\); pass --skip-corrupt to leave out files that do not decode/,
     );
-    const skipped = await train(root, '--skip-corrupt', '--quiet', '--out', join(dir, 'run-skipped'));
+    const skipped = await trainOn(root, '--skip-corrupt', '--quiet', '--out', join(dir, 'run-skipped'));
     expect(skipped.code, skipped.stderr).toBe(0);
   }, 60_000);
 });

@@ -105,3 +105,14 @@ describe('checkedTeacher zeroRows', () => {
     );
   });
 });
+
+describe('checkedTeacher of a checked teacher', () => {
+  it('checks the inner teacher once, with the new options over the old', async () => {
+    const inner = teacher(async (b) => ones(b.shape[0], 4));
+    const first = checkedTeacher(inner, 'mine.mjs', { code: 'EXTERNAL' });
+    const again = checkedTeacher(first, 'mine.mjs', { zeroRows: 'refuse' });
+    expect(again.inner).toBe(inner);
+    expect([again.code, again.zeroRows]).toEqual(['EXTERNAL', 'refuse']);
+    await expect(again.embed(batch)).resolves.toMatchObject({ rows: 3, dim: 4 });
+  });
+});

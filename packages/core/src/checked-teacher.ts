@@ -26,12 +26,18 @@ export interface CheckedTeacherOptions {
  * ```ts
  * const teacher = checkedTeacher(myTeacher, "my-teacher.mjs");
  * ```
+ * A teacher that is checked already is not wrapped twice (every batch would be scanned twice): the
+ * result checks its inner teacher once, with `options` over the options it had.
  */
 export function checkedTeacher(
   teacher: Teacher,
   name: string,
   options: CheckedTeacherOptions = {},
 ): CheckedTeacher {
+  if (teacher instanceof CheckedTeacher) {
+    const code = options.code ?? teacher.code;
+    return new CheckedTeacher(teacher.inner, name, code, options.zeroRows ?? teacher.zeroRows);
+  }
   if (!teacher || typeof teacher !== 'object' || typeof teacher.embed !== 'function') {
     throw new CompressError(
       'EXTERNAL',
@@ -59,7 +65,7 @@ export class CheckedTeacher implements Teacher {
     readonly inner: Teacher,
     readonly name: string,
     readonly code?: ErrorCode,
-    private readonly zeroRows: 'allow' | 'refuse' = 'allow',
+    readonly zeroRows: 'allow' | 'refuse' = 'allow',
   ) {
     this.dim = inner.dim;
     if (inner.fingerprint !== undefined) this.fingerprint = inner.fingerprint;

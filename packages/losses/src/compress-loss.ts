@@ -178,14 +178,14 @@ export class CompressLoss {
           ? 'normalised head outputs (a zero row has no direction)'
           : 'normalised studentFeats (a zero row has no direction)',
       );
-      const { loss, grad } = this.engine.lossAndGrad(
-        this.teacherQueue,
-        queueForStudent,
+      const { loss, grad } = this.engine.lossAndGrad({
+        teacherQueue: this.teacherQueue,
+        studentQueue: queueForStudent,
         tn,
         sn,
         batch,
-        o.temperature,
-      );
+        temperature: o.temperature,
+      });
       if (!Number.isFinite(loss)) {
         throw new CompressError(
           'NON_FINITE',
@@ -252,14 +252,14 @@ export class CompressLoss {
         ? 'normalised head outputs (a zero row has no direction)'
         : 'normalised studentFeats (a zero row has no direction)',
     );
-    return this.engine.similarities(
-      this.teacherQueue,
-      this.studentQueue ?? this.teacherQueue,
+    return this.engine.similarities({
+      teacherQueue: this.teacherQueue,
+      studentQueue: this.studentQueue ?? this.teacherQueue,
       tn,
       sn,
       batch,
-      this.options.temperature,
-    );
+      temperature: this.options.temperature,
+    });
   }
 
   /** Options, step, queues (values + pointer) and head, for a checkpoint. */

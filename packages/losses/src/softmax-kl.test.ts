@@ -7,10 +7,13 @@ import { SoftmaxKlSimd } from './engines/simd.js';
 import { WasmHeap } from './engines/wasm-heap.js';
 import { type SoftmaxSums, softmaxKL, softmaxSums } from './softmax-kl.js';
 
-/** Float64 reference from the definitions: loss and (q − p)/(B·T) as B×K. */
-function reference(lt: Float32Array, ls: Float32Array, K: number, B: number, T: number, batch = B) {
-  let loss = 0;
-  const g = new Float64Array(batch * K);
+/**
+ * Float64 log p and log q (batch×K) from the definitions, for the first `batch` of the B columns of
+ * the K×B logit matrices.
+ */
+function referenceLogProbs(lt: Float32Array, ls: Float32Array, K: number, B: number, T: number, batch = B) {
+  const logp = new Float64Array(batch * K);
+  const logq = new Float64Array(batch * K);
   for (let i = 0; i < batch; i++) {
     const a = Array.from({ length: K }, (_, k) => lt[k * B + i]! / T);
     const b = Array.from({ length: K }, (_, k) => ls[k * B + i]! / T);
@@ -19,32 +22,29 @@ function reference(lt: Float32Array, ls: Float32Array, K: number, B: number, T: 
     const la = Math.log(a.reduce((s, x) => s + Math.exp(x - ma), 0)) + ma;
     const lb = Math.log(b.reduce((s, x) => s + Math.exp(x - mb), 0)) + mb;
     for (let k = 0; k < K; k++) {
-      const logp = a[k]! - la;
-      const logq = b[k]! - lb;
-      loss += Math.exp(logp) * (logp - logq);
-      g[i * K + k] = (Math.exp(logq) - Math.exp(logp)) / (batch * T);
+      logp[i * K + k] = a[k]! - la;
+      logq[i * K + k] = b[k]! - lb;
     }
+  }
+  return { logp, logq };
+}
+
+/** Float64 reference from the definitions: loss and (q − p)/(B·T) as B×K. */
+function reference(lt: Float32Array, ls: Float32Array, K: number, B: number, T: number, batch = B) {
+  const { logp, logq } = referenceLogProbs(lt, ls, K, B, T, batch);
+  let loss = 0;
+  const g = new Float64Array(batch * K);
+  for (let j = 0; j < g.length; j++) {
+    loss += Math.exp(logp[j]!) * (logp[j]! - logq[j]!);
+    g[j] = (Math.exp(logq[j]!) - Math.exp(logp[j]!)) / (batch * T);
   }
   return { loss: loss / batch, g };
 }
 
 /** Float64 p and log q (B×K) from the definitions. */
 function referenceProbs(lt: Float32Array, ls: Float32Array, K: number, B: number, T: number) {
-  const p = new Float64Array(B * K);
-  const logq = new Float64Array(B * K);
-  for (let i = 0; i < B; i++) {
-    const a = Array.from({ length: K }, (_, k) => lt[k * B + i]! / T);
-    const b = Array.from({ length: K }, (_, k) => ls[k * B + i]! / T);
-    const ma = Math.max(...a);
-    const mb = Math.max(...b);
-    const la = Math.log(a.reduce((s, x) => s + Math.exp(x - ma), 0)) + ma;
-    const lb = Math.log(b.reduce((s, x) => s + Math.exp(x - mb), 0)) + mb;
-    for (let k = 0; k < K; k++) {
-      p[i * K + k] = Math.exp(a[k]! - la);
-      logq[i * K + k] = b[k]! - lb;
-    }
-  }
-  return { p, logq };
+  const { logp, logq } = referenceLogProbs(lt, ls, K, B, T);
+  return { p: logp.map(Math.exp), logq };
 }
 
 /** p and log q (B×K) as the wasm engine's similarities take them from the softmax pass's sums. */

@@ -169,7 +169,6 @@ export class Trainer {
     // a broken teacher is told apart from a diverging student.
     const teacher = given
       ? checkedTeacher(given, given instanceof CheckedTeacher ? given.name : 'teacher', {
-          ...(given instanceof CheckedTeacher && given.code ? { code: given.code } : {}),
           zeroRows: 'refuse',
         })
       : given;

@@ -20,6 +20,19 @@ export interface Similarities {
   studentLogProbs: Float32Array;
 }
 
+/** What a step's loss (or its similarities) is computed from. */
+export interface StepInputs {
+  teacherQueue: MemoryQueue;
+  /** The queue `sn` is compared with (the teacher queue for one-queue). */
+  studentQueue: MemoryQueue;
+  /** B×Dt normalised teacher features. */
+  tn: Float32Array;
+  /** B×Ds normalised student features (or head outputs). */
+  sn: Float32Array;
+  batch: number;
+  temperature: number;
+}
+
 /**
  * Computes the CompRess loss for normalised features against the queues. `wasm` reads queues in the
  * tfjs wasm heap through XNNPACK; `tfjs` uses TensorFlow.js ops on whatever backend is active;
@@ -31,30 +44,13 @@ export interface LossEngine {
   storage(length: number, what: string): QueueStorage;
   /** Reserves per-step memory for batches of up to `batch` rows (throws OUT_OF_MEMORY when it cannot). */
   reserve(batch: number, size: number, studentDim: number, teacherDim: number): void;
-  /**
-   * `tn`: B×Dt normalised teacher features; `sn`: B×Ds normalised student features;
-   * `studentQueue`: the queue `sn` is compared with (the teacher queue for one-queue).
-   */
-  lossAndGrad(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-    temperature: number,
-  ): LossAndGrad;
+  /** The loss of a batch and its gradient, against the queues as they are. */
+  lossAndGrad(inputs: StepInputs): LossAndGrad;
   /**
    * The logits, p and log q of the same products and softmax arithmetic as {@link lossAndGrad}
-   * (arguments as there), against the queues as they are; writes nothing.
+   * (the same inputs), against the queues as they are; writes nothing.
    */
-  similarities(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-    temperature: number,
-  ): Similarities;
+  similarities(inputs: StepInputs): Similarities;
   /** Bytes of per-step memory currently reserved. */
   readonly reservedBytes: number;
   dispose(): void;

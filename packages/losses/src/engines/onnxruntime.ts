@@ -12,9 +12,8 @@ import {
   type OrtNativeSession,
   requireOnnxRuntimeNative,
 } from '@compress/onnx';
-import type { MemoryQueue } from '../queue.js';
 import { formatBytes, jsStorage, type QueueStorage } from '../storage.js';
-import type { LossAndGrad, LossEngine, Similarities } from './engine.js';
+import type { LossAndGrad, LossEngine, Similarities, StepInputs } from './engine.js';
 
 /**
  * The loss on onnxruntime-node (an optional peer dependency): one small graph per temperature does
@@ -172,13 +171,7 @@ export class OnnxLossEngine implements LossEngine {
   }
 
   /** The queues (in place) and the batch's normalised features as the graphs' inputs. */
-  private batchFeeds(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-  ) {
+  private batchFeeds({ teacherQueue, studentQueue, tn, sn, batch }: StepInputs) {
     const K = teacherQueue.size;
     const dt = teacherQueue.dim;
     const ds = studentQueue.dim;
@@ -191,18 +184,12 @@ export class OnnxLossEngine implements LossEngine {
     };
   }
 
-  lossAndGrad(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-    temperature: number,
-  ): LossAndGrad {
+  lossAndGrad(inputs: StepInputs): LossAndGrad {
+    const { batch, temperature } = inputs;
     const { Tensor } = this.ort;
     const out = this.session(temperature).run(
       {
-        ...this.batchFeeds(teacherQueue, studentQueue, tn, sn, batch),
+        ...this.batchFeeds(inputs),
         axes: new Tensor('int64', BigInt64Array.of(1n), [1]),
         scale: new Tensor('float32', Float32Array.of(1 / (batch * temperature)), [1]),
       },
@@ -213,16 +200,10 @@ export class OnnxLossEngine implements LossEngine {
     return { loss, grad: Float32Array.from(out.grad!.data as Float32Array) };
   }
 
-  similarities(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-    temperature: number,
-  ): Similarities {
+  similarities(inputs: StepInputs): Similarities {
+    const { temperature } = inputs;
     const out = this.session(temperature, this.similaritySessions, similaritiesModel).run(
-      this.batchFeeds(teacherQueue, studentQueue, tn, sn, batch),
+      this.batchFeeds(inputs),
       { lt: null, ls: null, p: null, logq: null },
       {},
     );

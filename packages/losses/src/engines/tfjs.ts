@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MemoryQueue } from '../queue.js';
 import { jsStorage, type QueueStorage } from '../storage.js';
-import type { LossAndGrad, LossEngine, Similarities } from './engine.js';
+import type { LossAndGrad, LossEngine, Similarities, StepInputs } from './engine.js';
 
 /**
  * The loss in TensorFlow.js ops on the active backend (any backend; the reference the `wasm`
@@ -17,16 +17,10 @@ export class TfjsEngine implements LossEngine {
 
   reserve(): void {}
 
-  lossAndGrad(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-    temperature: number,
-  ): LossAndGrad {
+  lossAndGrad(inputs: StepInputs): LossAndGrad {
+    const { studentQueue, batch, temperature } = inputs;
     const [loss, grad] = tf.tidy(() => {
-      const s = similarities(teacherQueue, studentQueue, tn, sn, batch, temperature);
+      const s = similarities(inputs);
       // KL(p‖q) with batchmean: (1/B) Σ p (log p − log q).
       const loss = tf.div(tf.sum(tf.mul(s.p, tf.sub(s.logp, s.logq))), batch);
       // d loss / d sn = ((q − p) / (B·T)) · Qs: B×Ds.
@@ -39,16 +33,9 @@ export class TfjsEngine implements LossEngine {
     return out;
   }
 
-  similarities(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-    temperature: number,
-  ): Similarities {
+  similarities(inputs: StepInputs): Similarities {
     const out = tf.tidy(() => {
-      const s = similarities(teacherQueue, studentQueue, tn, sn, batch, temperature);
+      const s = similarities(inputs);
       return [s.lt, s.ls, s.p, s.logq];
     });
     const [lt, ls, p, logq] = out.map((t) => t.dataSync() as Float32Array) as [
@@ -65,14 +52,13 @@ export class TfjsEngine implements LossEngine {
 }
 
 /** Similarities as tensors (B×K each): logits / T, p, log p, log q. */
-export function similarities(
-  teacherQueue: MemoryQueue,
-  studentQueue: MemoryQueue,
-  tn: Float32Array,
-  sn: Float32Array,
-  batch: number,
-  temperature: number,
-): { lt: tf.Tensor2D; ls: tf.Tensor2D; p: tf.Tensor2D; logp: tf.Tensor2D; logq: tf.Tensor2D } {
+export function similarities({ teacherQueue, studentQueue, tn, sn, batch, temperature }: StepInputs): {
+  lt: tf.Tensor2D;
+  ls: tf.Tensor2D;
+  p: tf.Tensor2D;
+  logp: tf.Tensor2D;
+  logq: tf.Tensor2D;
+} {
   const t = tf.tensor2d(tn, [batch, teacherQueue.dim]);
   const s = tf.tensor2d(sn, [batch, studentQueue.dim]);
   // logits: B×K, against the queues before this batch is written.

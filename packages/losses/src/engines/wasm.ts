@@ -2,7 +2,7 @@ import { CompressError } from '@compress/core';
 import type { MemoryQueue } from '../queue.js';
 import { type SoftmaxSums, softmaxKL, softmaxSums } from '../softmax-kl.js';
 import { formatBytes, type QueueStorage } from '../storage.js';
-import type { LossAndGrad, LossEngine, Similarities } from './engine.js';
+import type { LossAndGrad, LossEngine, Similarities, StepInputs } from './engine.js';
 import { SoftmaxKlSimd } from './simd.js';
 import type { WasmHeap } from './wasm-heap.js';
 
@@ -99,13 +99,7 @@ export class WasmEngine implements LossEngine {
    * K×Bp each. Columns are padded to a multiple of 4 (the SIMD width) with zero features: their
    * similarities are 0, and they count in neither the loss nor the gradient.
    */
-  private products(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-  ) {
+  private products({ teacherQueue, studentQueue, tn, sn, batch }: StepInputs) {
     const K = teacherQueue.size;
     const dt = teacherQueue.dim;
     const ds = studentQueue.dim;
@@ -122,15 +116,9 @@ export class WasmEngine implements LossEngine {
     return { K, ds, qs, bp, ws, heap };
   }
 
-  lossAndGrad(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-    temperature: number,
-  ): LossAndGrad {
-    const { K, ds, qs, bp, ws, heap } = this.products(teacherQueue, studentQueue, tn, sn, batch);
+  lossAndGrad(inputs: StepInputs): LossAndGrad {
+    const { batch, temperature } = inputs;
+    const { K, ds, qs, bp, ws, heap } = this.products(inputs);
     const chunk = backwardChunk(ds);
     const loss =
       this.simd !== null
@@ -161,15 +149,9 @@ export class WasmEngine implements LossEngine {
    * logits read out of them, then the softmax pass (the SIMD kernels, else {@link softmaxSums}),
    * from whose exponentials and sums p = exp((lt − mt)/T) / St and log q = (ls − ms)/T − log Ss.
    */
-  similarities(
-    teacherQueue: MemoryQueue,
-    studentQueue: MemoryQueue,
-    tn: Float32Array,
-    sn: Float32Array,
-    batch: number,
-    temperature: number,
-  ): Similarities {
-    const { K, bp, ws, heap } = this.products(teacherQueue, studentQueue, tn, sn, batch);
+  similarities(inputs: StepInputs): Similarities {
+    const { batch, temperature } = inputs;
+    const { K, bp, ws, heap } = this.products(inputs);
     // The raw student similarities (K×Bp), kept: the softmax pass overwrites them.
     const rawS = heap.f32(ws.ls, K * bp).slice();
     const invT = 1 / temperature;
