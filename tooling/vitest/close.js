@@ -15,6 +15,29 @@ function values(x) {
   return typeof x === 'number' ? [x] : x;
 }
 
+/** max|expected|, at least 1e-30 (or `scale` when given). */
+function scaleOf(e, scale) {
+  let s = 0;
+  if (scale === undefined) for (let i = 0; i < e.length; i++) s = Math.max(s, Math.abs(e[i]));
+  else s = scale;
+  return Math.max(s, TINY);
+}
+
+/** The largest |a − e| (Infinity where one side is NaN or a non-matching infinity) and where. */
+function worstOf(a, e) {
+  let worst = 0;
+  let at = 0;
+  for (let i = 0; i < e.length; i++) {
+    if (a[i] === e[i]) continue; // equal infinities too
+    const d = Math.abs(a[i] - e[i]);
+    if (!(d <= worst)) {
+      worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
+      at = i;
+    }
+  }
+  return { worst, at };
+}
+
 /**
  * max|actual − expected| / scale (Infinity where a value is not finite on one side only or the
  * lengths differ), with `scale` = max|expected| (at least 1e-30) unless given.
@@ -23,16 +46,7 @@ export function relativeDifference(actual, expected, scale) {
   const a = values(actual);
   const e = values(expected);
   if (a.length !== e.length) return Number.POSITIVE_INFINITY;
-  let s = 0;
-  if (scale === undefined) for (let i = 0; i < e.length; i++) s = Math.max(s, Math.abs(e[i]));
-  else s = scale;
-  let worst = 0;
-  for (let i = 0; i < e.length; i++) {
-    if (a[i] === e[i]) continue; // equal infinities too
-    const d = Math.abs(a[i] - e[i]);
-    if (!(d <= worst)) worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
-  }
-  return worst / Math.max(s, TINY);
+  return worstOf(a, e).worst / scaleOf(e, scale);
 }
 
 /**
@@ -45,22 +59,10 @@ export function expectClose(actual, expected, options) {
   const a = values(actual);
   const e = values(expected);
   expect(a.length, `${what}: length`).toBe(e.length);
-  let s = 0;
-  if (scale === undefined) for (let i = 0; i < e.length; i++) s = Math.max(s, Math.abs(e[i]));
-  else s = scale;
-  s = Math.max(s, TINY);
-  const ratio = relativeDifference(a, e, s);
+  const s = scaleOf(e, scale);
+  const { worst, at } = worstOf(a, e);
+  const ratio = worst / s;
   if (ratio <= rtol) return;
-  let at = 0;
-  let worst = -1;
-  for (let i = 0; i < e.length; i++) {
-    const d = a[i] === e[i] ? 0 : Math.abs(a[i] - e[i]);
-    const dd = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
-    if (dd > worst) {
-      worst = dd;
-      at = i;
-    }
-  }
   const where = e.length === 1 ? '' : ` at [${at}]`;
   expect(
     ratio,

@@ -1,5 +1,5 @@
 import { type KnnPart, knnSearch, mergeKnnResults } from '@compress/cluster';
-import { CompressError, l2NormalizeRows, type Teacher } from '@compress/core';
+import { CompressError, type Dataset, l2NormalizeRows, type Teacher } from '@compress/core';
 import {
   type EvaluationReport,
   evaluateFeatures,
@@ -171,11 +171,7 @@ export async function evaluateKnnShards(options: ShardedKnnOptions): Promise<Eva
     ...(view ? { transform: view.transform } : {}),
     onProgress: (e) => reporter.progress({ ...e, phase: `${options.name}: test features` }),
   });
-  const trainLabels = new Int32Array(splits.train.length);
-  for (let i = 0; i < trainLabels.length; i++) {
-    const { label } = await splits.train.get(i);
-    trainLabels[i] = label ?? -1;
-  }
+  const trainLabels = await labelsOf(splits.train);
   const started = performance.now();
   const queries = l2NormalizeRows(test.features);
   const parts: KnnPart[] = [];
@@ -229,4 +225,16 @@ export async function evaluateKnnShards(options: ShardedKnnOptions): Promise<Eva
   await writeReportFiles(report, options.outDir, splits.classes);
   reporter.done();
   return report;
+}
+
+/**
+ * Every label of a dataset in index order: its `labels` array where it has one (the datasets of
+ * @compress/data), else read image by image.
+ */
+async function labelsOf(dataset: Dataset): Promise<Int32Array> {
+  const own = (dataset as { labels?: unknown }).labels;
+  if (own instanceof Int32Array && own.length === dataset.length) return own;
+  const labels = new Int32Array(dataset.length);
+  for (let i = 0; i < labels.length; i++) labels[i] = (await dataset.get(i)).label ?? -1;
+  return labels;
 }

@@ -1,10 +1,9 @@
 import type { Teacher } from '@compress/core';
-import { selectBackend } from '@compress/students';
+import { selectBackend, stepLearningRate } from '@compress/students';
 import {
   clusterPseudoLabels as computePseudoLabels,
   openRun,
   subsetIndices,
-  learningRate as trainLearningRate,
   train as trainStudent,
 } from '@compress/train';
 import type { Config } from './config.js';
@@ -40,7 +39,7 @@ export interface TrainResult {
 
 /** The learning rate of an epoch: lr × gamma^(milestones passed). */
 export function learningRate(config: Config, epoch: number): number {
-  return trainLearningRate(config.optim, epoch);
+  return stepLearningRate(config.optim, epoch);
 }
 
 /** k-means pseudo-labels of the teacher's features of the training images (the CC baseline). */

@@ -1,4 +1,5 @@
 export { type BatchItem, collate } from './batch.js';
+export { formatBytes } from './bytes.js';
 export { CheckedTeacher, type CheckedTeacherOptions, checkedTeacher } from './checked-teacher.js';
 export {
   checksumError,

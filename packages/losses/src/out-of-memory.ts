@@ -1,11 +1,10 @@
 import { freemem } from 'node:os';
-import { CompressError } from '@compress/core';
+import { CompressError, formatBytes } from '@compress/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Resolved } from './compress-loss-options.js';
 import type { LossEngine } from './engines/engine.js';
 import { OnnxLossEngine } from './engines/onnxruntime.js';
 import { WasmHeap } from './engines/wasm-heap.js';
-import { formatBytes } from './storage.js';
 
 /**
  * An OUT_OF_MEMORY error of the queues and step workspace, rewritten to say what they need on

@@ -1,4 +1,4 @@
-import { CompressError } from '@compress/core';
+import { CompressError, formatBytes } from '@compress/core';
 
 /**
  * Where the K×D values of a memory queue live. The default is a plain Float32Array; the `wasm`
@@ -43,12 +43,4 @@ export function jsStorage(length: number, what = 'queue'): QueueStorage {
       data = null;
     },
   };
-}
-
-/** `1.5 GiB`, `12.0 MiB`. */
-export function formatBytes(bytes: number): string {
-  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  if (bytes >= 2 ** 10) return `${(bytes / 2 ** 10).toFixed(1)} KiB`;
-  return `${bytes} B`;
 }

@@ -2,7 +2,7 @@ import { expectClose } from '@compress/vitest-config/close';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from './backend.js';
-import { SGD } from './sgd.js';
+import { SGD, stepLearningRate } from './sgd.js';
 
 /**
  * float32 elementwise updates against float64: per step ~6 roundings (wd·p, + g, 0.9·buf, + d,
@@ -49,5 +49,17 @@ describe('SGD (torch.optim.SGD semantics)', () => {
     expect(() => new SGD({ momentum: Number.NaN })).toThrow(
       'SGD option momentum must be a finite number ≥ 0, found NaN',
     );
+  });
+});
+
+describe('stepLearningRate', () => {
+  it('multiplies by gamma at every milestone passed', () => {
+    const schedule = { lr: 0.01, milestones: [90, 120], gamma: 0.2 };
+    expect([0, 89, 90, 125].map((e) => stepLearningRate(schedule, e))).toEqual([
+      0.01,
+      0.01,
+      0.01 * 0.2,
+      0.01 * 0.2 * 0.2,
+    ]);
   });
 });

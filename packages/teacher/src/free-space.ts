@@ -1,18 +1,11 @@
 // The free-space check before a cache run, and sizes in a human form.
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { CompressError } from '@compress/core';
+import { CompressError, formatBytes } from '@compress/core';
 
-/** Bytes in a human form: `1.5 GiB (1610612736 bytes)`. */
-export function formatBytes(bytes: number): string {
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${bytes} bytes` : `${v.toFixed(1)} ${units[u]} (${bytes} bytes)`;
+/** A size with its exact count, for sizes a user compares with a disk's: `1.50 GiB (1610612736 bytes)`. */
+export function formatSize(bytes: number): string {
+  return bytes < 1024 ? `${bytes} bytes` : `${formatBytes(bytes)} (${bytes} bytes)`;
 }
 
 /**
@@ -28,7 +21,7 @@ export async function assertFreeSpace(file: string, needed: number, total = need
       if (free < needed) {
         throw new CompressError(
           'IO',
-          `${file} needs ${formatBytes(needed)}${needed === total ? '' : ` more (of ${formatBytes(total)})`}, but its file system has ${formatBytes(free)} free; free some space or write elsewhere`,
+          `${file} needs ${formatSize(needed)}${needed === total ? '' : ` more (of ${formatSize(total)})`}, but its file system has ${formatSize(free)} free; free some space or write elsewhere`,
           { input: file },
         );
       }

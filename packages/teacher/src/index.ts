@@ -24,7 +24,7 @@ export {
   readFeatureShard,
 } from './cache-shards.js';
 export { CachedTeacher, type CachedTeacherOptions } from './cached-teacher.js';
-export { assertFreeSpace, formatBytes } from './free-space.js';
+export { assertFreeSpace, formatSize } from './free-space.js';
 export { IMAGENET, type InputLayout, type Normalization } from './layout.js';
 export {
   type ChannelMode,

@@ -26,7 +26,6 @@ export {
 } from './options.js';
 export { type OpenedRun, type OpenRunOptions, openRun, type RunNames } from './run.js';
 export { checkWritablePlace, RunDir } from './run-dir.js';
-export { learningRate } from './schedule.js';
 export { readStateFile, writeStateFile } from './state-file.js';
 export { subsetDataset, subsetIndices } from './subset.js';
 export { type TrainResult, train } from './train.js';

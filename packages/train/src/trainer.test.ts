@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Dataset, type ImageBatch, Rng, type Teacher } from '@compress/core';
 import { describe, expect, it } from 'vitest';
-import { learningRate } from './schedule.js';
 import { train } from './train.js';
 import { Trainer, type TrainOptions } from './trainer.js';
 
@@ -48,15 +47,6 @@ const options: TrainOptions = {
 };
 
 describe('@compress/train', () => {
-  it('learningRate multiplies by gamma at every milestone passed', () => {
-    const optim = { lr: 0.01, milestones: [90, 120], gamma: 0.2 };
-    expect([learningRate(optim, 0), learningRate(optim, 90), learningRate(optim, 125)]).toEqual([
-      0.01,
-      0.01 * 0.2,
-      0.01 * 0.2 * 0.2,
-    ]);
-  });
-
   it('Trainer steps one step at a time, across an epoch end and a milestone, to the same student as train()', async () => {
     const trainer = await Trainer.create(options);
     expect([trainer.stepsPerEpoch, trainer.totalSteps]).toEqual([6, 8]);

@@ -10,7 +10,7 @@ import {
   writeFileAtomic,
 } from '@compress/core';
 import { createLoader, type Loader, type LoaderBatch, type Transform } from '@compress/data';
-import { createStudent, type Student, selectBackend } from '@compress/students';
+import { createStudent, type Student, selectBackend, stepLearningRate } from '@compress/students';
 import { type StepEngine, type StepPosition, TfjsEngine } from './engine.js';
 import { clusterPseudoLabels, knnMonitor, type MonitorOptions, type MonitorResult } from './monitor.js';
 import {
@@ -23,7 +23,6 @@ import {
   type ScheduleOptions,
 } from './options.js';
 import { type OpenedRun, openRun, type RunNames } from './run.js';
-import { learningRate } from './schedule.js';
 
 export interface StudentChoice {
   /** A student architecture of @compress/students (`alexnet-small`, `resnet18`, …). */
@@ -315,7 +314,7 @@ export class Trainer {
     const next = step + 1 < this.stepsPerEpoch ? await this.fetch() : null;
     await new Promise((r) => setImmediate(r));
     const features = current.teacher ? await current.teacher : null;
-    const lr = learningRate(this.optim, epoch);
+    const lr = stepLearningRate(this.optim, epoch);
     let loss: number;
     try {
       loss = this.engine.step(current.batch, features, lr).loss;

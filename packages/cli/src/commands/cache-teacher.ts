@@ -3,7 +3,7 @@ import { CompressError } from '@compress/core';
 import {
   cacheTeacherFeatures,
   featureShardFile,
-  formatBytes,
+  formatSize,
   inspectFeatureShard,
   mergeFeatureCaches,
   planFeatureCache,
@@ -89,7 +89,7 @@ export function register(program: Command): void {
         ? `shard ${plan.shard.index} of ${plan.shard.count} (dataset indices ${plan.shard.start}…${plan.shard.end - 1})`
         : 'all images';
       reporter.info(
-        `${file}: ${what}, ${plan.rows} rows × ${plan.dim} ${plan.dtype} = ${formatBytes(plan.bytes)} with header and checksums`,
+        `${file}: ${what}, ${plan.rows} rows × ${plan.dim} ${plan.dtype} = ${formatSize(plan.bytes)} with header and checksums`,
       );
       const phase = plan.shard
         ? `cache-teacher shard ${plan.shard.index} of ${plan.shard.count}`
@@ -207,7 +207,7 @@ async function merge(flags: CacheFlags, reporter: Reporter): Promise<void> {
   });
   reporter.done();
   reporter.info(
-    `merged ${summary.shards.length} shards into ${out}: ${summary.rows} rows × ${summary.dim} ${summary.dtype}, ${formatBytes(summary.bytes)}`,
+    `merged ${summary.shards.length} shards into ${out}: ${summary.rows} rows × ${summary.dim} ${summary.dtype}, ${formatSize(summary.bytes)}`,
   );
   emit(flags, {
     file: out,

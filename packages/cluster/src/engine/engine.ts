@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { CompressError } from '@compress/core';
+import { CompressError, formatBytes } from '@compress/core';
 import { resolveThreads } from '@compress/onnx';
 import { clusterWasm } from './cluster-wasm.js';
 
@@ -358,10 +358,4 @@ export function splitRange(n: number, parts: number, align = 1): [number, number
     if (b > a) out.push([a, b]);
   }
   return out;
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  return `${(bytes / 1024).toFixed(1)} KiB`;
 }

@@ -1,5 +1,5 @@
 import { freemem } from 'node:os';
-import { CompressError } from '@compress/core';
+import { CompressError, formatBytes } from '@compress/core';
 import {
   createNativeSession,
   encodeOnnxModel,
@@ -12,7 +12,7 @@ import {
   type OrtNativeSession,
   requireOnnxRuntimeNative,
 } from '@compress/onnx';
-import { formatBytes, jsStorage, type QueueStorage } from '../storage.js';
+import { jsStorage, type QueueStorage } from '../storage.js';
 import type { LossAndGrad, LossEngine, Similarities, StepInputs } from './engine.js';
 
 /**

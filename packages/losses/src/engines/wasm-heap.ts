@@ -1,5 +1,5 @@
-import { CompressError } from '@compress/core';
-import { formatBytes, type QueueStorage } from '../storage.js';
+import { CompressError, formatBytes } from '@compress/core';
+import type { QueueStorage } from '../storage.js';
 
 /**
  * Direct access to the heap and matrix kernel of the TensorFlow.js `wasm` backend

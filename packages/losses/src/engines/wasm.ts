@@ -1,7 +1,7 @@
-import { CompressError } from '@compress/core';
+import { CompressError, formatBytes } from '@compress/core';
 import type { MemoryQueue } from '../queue.js';
 import { type SoftmaxSums, softmaxKL, softmaxSums } from '../softmax-kl.js';
-import { formatBytes, type QueueStorage } from '../storage.js';
+import type { QueueStorage } from '../storage.js';
 import type { LossAndGrad, LossEngine, Similarities, StepInputs } from './engine.js';
 import { SoftmaxKlSimd } from './simd.js';
 import type { WasmHeap } from './wasm-heap.js';
