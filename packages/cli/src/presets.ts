@@ -1,4 +1,5 @@
 import { CompressError } from '@compress/core';
+import { paperLoss, paperOptim } from '@compress/train';
 import type { Budget, Config, Method, PresetName } from './config.js';
 
 /**
@@ -16,16 +17,9 @@ const imagenet: Omit<Config, 'budget' | 'method'> = {
   // exported with `--normalize outside`.
   teacher: { source: '', layout: 'NCHW', channels: 3, providers: 'auto', threads: 0 },
   student: { arch: 'resnet18', width: 1 },
-  loss: { temperature: 0.04, queueSize: 128000, keyMomentum: 0.999, ccClusters: 16000 },
-  optim: {
-    batchSize: 256,
-    epochs: 130,
-    lr: 0.01,
-    momentum: 0.9,
-    weightDecay: 1e-4,
-    milestones: [90, 120],
-    gamma: 0.2,
-  },
+  // the paper's loss and optimiser (§4), as @compress/train names them
+  loss: { ...paperLoss },
+  optim: { ...paperOptim, milestones: [...paperOptim.milestones] },
   augment: { size: 224, scale: [0.08, 1], ratio: [3 / 4, 4 / 3], flip: true },
   schedule: { checkpointEvery: 1000, logEvery: 50, monitorEvery: 0, monitorSize: 10000 },
   eval: { linearEpochs: 40, linearMilestones: [15, 30, 40], batchSize: 256 },
