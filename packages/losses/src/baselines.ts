@@ -45,8 +45,8 @@ export class RegLoss implements BaselineLoss {
   /** Running mean and variance of the BatchNorm (Reg-BN only). */
   readonly runningMean: tf.Variable<tf.Rank.R1> | null;
   readonly runningVar: tf.Variable<tf.Rank.R1> | null;
-  private readonly epsilon: number;
-  private readonly momentum: number;
+  readonly epsilon: number;
+  readonly momentum: number;
   private readonly teacherDim: number;
 
   constructor(options: RegLossOptions) {

@@ -231,6 +231,48 @@ export class CompressLoss {
     return rows;
   }
 
+  /**
+   * Writes a step computed elsewhere (a whole-step graph with this loss's formulas) into the
+   * queues: `teacherRows` B×Dt normalised teacher features and, for the variants with a student
+   * queue, `studentRows` B×Ds (the key encoder's or the student's normalised features); counts the
+   * step as {@link update} does.
+   */
+  enqueue(teacherRows: Float32Array, studentRows: Float32Array | null): Int32Array {
+    if (this.pending !== null) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `CompressLoss step ${this.steps}: enqueue() while a forward() is pending; call update() or discard() first`,
+        { input: 'enqueue' },
+      );
+    }
+    const batch = teacherRows.length / this.options.teacherDim;
+    if (!Number.isInteger(batch) || batch < 1 || batch > this.options.queueSize) {
+      throw new CompressError(
+        'SHAPE_MISMATCH',
+        `CompressLoss step ${this.steps}: teacherRows must hold 1 to K rows of ${this.options.teacherDim}, found ${teacherRows.length} values`,
+        { input: 'teacherRows' },
+      );
+    }
+    if ((this.studentQueue === null) !== (studentRows === null)) {
+      throw new CompressError(
+        'INVALID_ARGUMENT',
+        `CompressLoss step ${this.steps}: the '${this.options.variant}' variant ${this.studentQueue ? 'needs' : 'takes no'} studentRows`,
+        { input: 'studentRows' },
+      );
+    }
+    if (studentRows !== null && studentRows.length !== batch * this.studentQueue!.dim) {
+      throw new CompressError(
+        'SHAPE_MISMATCH',
+        `CompressLoss step ${this.steps}: studentRows must be ${batch}×${this.studentQueue!.dim}, found ${studentRows.length} values`,
+        { input: 'studentRows' },
+      );
+    }
+    const rows = this.teacherQueue.enqueue(teacherRows);
+    if (studentRows !== null) this.studentQueue!.enqueue(studentRows);
+    this.steps++;
+    return rows;
+  }
+
   /** Drops the batch of the last {@link forward} without writing it (e.g. after an evaluation pass). */
   discard(): void {
     this.pending = null;

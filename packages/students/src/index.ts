@@ -33,3 +33,16 @@ export { Chain, Module, type Named, Sequential } from './nn/module.js';
 export { type ExportOnnxOptions, exportOnnx, toOnnx } from './onnx/export.js';
 export { defaultSgdOptions, SGD, type SgdOptions, stepLearningRate } from './sgd.js';
 export { preprocess, type TrainStepOptions, type TrainStepResult, trainStep } from './train.js';
+export {
+  buildStepGraph,
+  keyName,
+  momentumName,
+  type ObjectiveBuilder,
+  type ObjectiveParts,
+  type StateVariable,
+  type StepGraph,
+  type StepGraphOptions,
+  Tape,
+  type Value,
+} from './onnx-train/step-graph.js';
+export { nextName } from './onnx-train/grad-graph.js';

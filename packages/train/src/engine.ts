@@ -51,6 +51,8 @@ export interface StepEngine {
   extractor(): FeatureExtractor;
   /** The file of the student's weights in a checkpoint directory (what `eval` and `export` read). */
   checkpointFile(dir: string): string;
+  /** Brings the student's TensorFlow.js variables up to date (an engine may hold them elsewhere). */
+  sync(): void;
   dispose(): void;
 }
 
@@ -125,6 +127,9 @@ export class TfjsEngine implements StepEngine {
   extractor(): FeatureExtractor {
     return studentExtractor(this.student);
   }
+
+  /** The variables are the state: nothing to do. */
+  sync(): void {}
 
   /** Disposes the objective and the optimizer; the student is its creator's. */
   dispose(): void {

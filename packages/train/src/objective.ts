@@ -41,10 +41,12 @@ export interface ObjectiveContext {
   numClasses: number;
   /** CC: the k-means cluster of every dataset index. */
   pseudoLabels?: Int32Array;
+  /** Where the CompRess loss computes (the tfjs step) and keeps its queues. @default 'auto' */
+  lossEngine?: 'auto' | 'onnxruntime' | 'wasm' | 'tfjs';
   warn: (message: string) => void;
 }
 
-class CompressObjective implements Objective {
+export class CompressObjective implements Objective {
   readonly needsTeacher = true;
   readonly key: Student | null;
   private readonly encoder: KeyEncoder | null;
@@ -66,6 +68,7 @@ class CompressObjective implements Objective {
       batchSize: ctx.batchSize,
       datasetSize: ctx.trainSize,
       onWarning: ctx.warn,
+      ...(ctx.lossEngine ? { engine: ctx.lossEngine } : {}),
     });
     this.encoder = method === 'momentum' ? KeyEncoder.of(student, loss.keyMomentum) : null;
     this.key = this.encoder?.model ?? null;
@@ -112,10 +115,10 @@ class CompressObjective implements Objective {
   }
 }
 
-class RegObjective implements Objective {
+export class RegObjective implements Objective {
   readonly needsTeacher = true;
   readonly key = null;
-  private readonly reg: RegLoss;
+  readonly reg: RegLoss;
 
   constructor(
     readonly method: 'reg' | 'reg-bn',
@@ -163,10 +166,11 @@ class RegObjective implements Objective {
 }
 
 /** CC (k-means pseudo-labels from the teacher) and supervised (true labels): a linear classifier. */
-class ClassifierObjective implements Objective {
+export class ClassifierObjective implements Objective {
   readonly key = null;
   readonly needsTeacher = false;
-  private readonly classifier: ClusterClassifier;
+  readonly classifier: ClusterClassifier;
+  readonly classes: number;
 
   constructor(
     readonly method: 'cc' | 'supervised',
@@ -174,6 +178,7 @@ class ClassifierObjective implements Objective {
     private readonly pseudoLabels: Int32Array | null,
   ) {
     const clusters = method === 'cc' ? ctx.loss.ccClusters : ctx.numClasses;
+    this.classes = clusters;
     this.classifier = new ClusterClassifier({
       studentDim: ctx.student.spec.featureDim,
       clusters,
@@ -194,11 +199,15 @@ class ClassifierObjective implements Objective {
 
   prepare(): void {}
 
-  loss(student: Student, x: tf.Tensor4D, batch: LoaderBatch): tf.Scalar {
-    const labels = this.pseudoLabels
+  /** The batch's classes: k-means pseudo-labels (CC) or the true labels (supervised). */
+  labels(batch: LoaderBatch): Int32Array {
+    return this.pseudoLabels
       ? ClusterClassifier.pseudoLabels(this.pseudoLabels, batch.indices)
       : batch.labels;
-    return this.classifier.forward(student.features(x), labels);
+  }
+
+  loss(student: Student, x: tf.Tensor4D, batch: LoaderBatch): tf.Scalar {
+    return this.classifier.forward(student.features(x), this.labels(batch));
   }
 
   finish(): void {}
