@@ -62,6 +62,13 @@ export const configSchema = z
         arch: z.string().min(1),
         /** Channel width multiplier (1: the architecture as published). */
         width: z.number().positive().max(4),
+        /**
+         * What runs the training step: the whole step as one onnxruntime graph, TensorFlow.js, or
+         * `auto` (onnxruntime where installed). A resume may change it.
+         */
+        engine: z.enum(['auto', 'onnxruntime', 'tfjs']),
+        /** onnxruntime's intra-op threads for the step (0: one per core). A resume may change it. */
+        threads: z.number().int().min(0),
       })
       .strict(),
     loss: z

@@ -83,6 +83,18 @@ export const configFlags: readonly ConfigFlag[] = [
     help: 'student architecture (alexnet, resnet18, resnet50, mobilenetv2, *-small)',
   },
   { flag: '--width <w>', key: 'student.width', kind: 'number', help: 'student width multiplier' },
+  {
+    flag: '--engine <e>',
+    key: 'student.engine',
+    kind: 'choice',
+    help: 'what runs the training step (auto: onnxruntime where installed)',
+  },
+  {
+    flag: '--student-threads <n>',
+    key: 'student.threads',
+    kind: 'int',
+    help: 'onnxruntime intra-op threads of the training step (0: one per core)',
+  },
   { flag: '--epochs <n>', key: 'optim.epochs', kind: 'int' },
   { flag: '--max-steps <n>', key: 'optim.maxSteps', kind: 'int', help: 'stop after this many steps' },
   { flag: '--batch-size <n>', key: 'optim.batchSize', kind: 'int' },

@@ -16,7 +16,7 @@ const imagenet: Omit<Config, 'budget' | 'method'> = {
   // when the model's metadata asks for a normalisation; set normalize: 'imagenet' for a model
   // exported with `--normalize outside`.
   teacher: { source: '', layout: 'NCHW', channels: 3, providers: 'auto', threads: 0 },
-  student: { arch: 'resnet18', width: 1 },
+  student: { arch: 'resnet18', width: 1, engine: 'auto', threads: 0 },
   // the paper's loss and optimiser (§4), as @compress/train names them
   loss: { ...paperLoss },
   optim: { ...paperOptim, milestones: [...paperOptim.milestones] },
@@ -36,7 +36,7 @@ const fashionMnist: Omit<Config, 'budget' | 'method'> = {
   seed: 0,
   data: { dataset: 'fashion-mnist', workers: 1 },
   teacher: { source: 'builtin', providers: 'cpu', threads: 1 },
-  student: { arch: 'alexnet-small', width: 0.25 },
+  student: { arch: 'alexnet-small', width: 0.25, engine: 'auto', threads: 0 },
   loss: { temperature: 0.04, queueSize: 8192, keyMomentum: 0.999, ccClusters: 500 },
   optim: {
     batchSize: 256,

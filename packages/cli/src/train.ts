@@ -71,6 +71,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     resume: options.resume ?? false,
     settings: config,
     names: { resume: '--resume', runDir: '--out' },
+    mayChange: ['student.engine', 'student.threads'],
   });
   const ownTeacher = config.method !== 'supervised' && options.teacher == null;
   let teacher: Teacher | null = null;
@@ -112,6 +113,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       transform: trainTransform(config),
       indices,
       workers: config.data.workers,
+      engine: config.student.engine,
+      threads: config.student.threads,
       numClasses: splits.classes.length,
       ...(pseudoLabels ? { pseudoLabels } : {}),
       monitor: {

@@ -39,6 +39,8 @@ export interface EngineStepResult {
  * engine: `student.ckpt` and, when the method has queues, `state.bin`).
  */
 export interface StepEngine {
+  /** Which engine it is (recorded with the run). */
+  readonly name: 'tfjs' | 'onnxruntime';
   readonly method: Method;
   /** Whether `step` reads teacher features (false: CC and supervised read labels). */
   readonly needsTeacher: boolean;
@@ -63,6 +65,7 @@ export interface TfjsEngineOptions extends Omit<ObjectiveContext, 'student'> {
 
 /** The TensorFlow.js engine: the student's gradient tape, the students package's SGD. */
 export class TfjsEngine implements StepEngine {
+  readonly name = 'tfjs' as const;
   readonly method: Method;
   readonly objective: Objective;
   readonly optimizer: SGD;

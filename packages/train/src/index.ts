@@ -5,7 +5,14 @@ export {
   TfjsEngine,
   type TfjsEngineOptions,
 } from './engine.js';
+export {
+  createEngine,
+  type EngineChoice,
+  type EngineChoiceOptions,
+  engineChoices,
+} from './engine-choice.js';
 export { studentExtractor } from './extractors.js';
+export { OnnxEngine, type OnnxEngineOptions } from './onnx/engine.js';
 export {
   clusterPseudoLabels,
   knnMonitor,

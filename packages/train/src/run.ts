@@ -28,6 +28,12 @@ export interface OpenRunOptions {
   /** The run's settings as JSON: recorded in config.json and every checkpoint, compared on resume. */
   settings: unknown;
   names?: RunNames;
+  /**
+   * Settings (dotted paths) a resume may change: how the run computes, not what (e.g. the engine
+   * or its threads; checkpoints are the same files for every engine). `ran`, where the trainer
+   * records the engine that ran, always may.
+   */
+  mayChange?: readonly string[];
 }
 
 /**
@@ -41,7 +47,7 @@ export async function openRun(path: string, options: OpenRunOptions): Promise<Op
   try {
     const latest = await dir.latestCheckpoint();
     if (options.resume) {
-      await checkResume(dir, options.settings, latest, names);
+      await checkResume(dir, options.settings, latest, names, ['ran', ...(options.mayChange ?? [])]);
     } else if (latest) {
       throw new CompressError(
         'INVALID_ARGUMENT',
@@ -77,13 +83,16 @@ async function checkResume(
   settings: unknown,
   latest: { dir: string; step: number } | null,
   names: Required<RunNames>,
+  mayChange: readonly string[],
 ) {
   // The checkpoint's own copy of the settings is what its state was made with; the run's
   // config.json is the fallback for checkpoints written before it was kept there.
   const fromCheckpoint = latest ? await readJsonIn(join(latest.dir, 'config.json')) : null;
   const saved = fromCheckpoint ?? (await run.readJson('config.json'));
   if (!saved) return;
-  const changed = differences(saved, settings);
+  const changed = differences(saved, settings).filter(
+    (k) => !mayChange.some((free) => k === free || k.startsWith(`${free}.`)),
+  );
   if (changed.length > 0) {
     const where = fromCheckpoint ? `its checkpoint at step ${latest!.step}` : 'its config.json';
     throw new CompressError(

@@ -35,7 +35,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const step = e.globalStep;
       const metrics = { loss: e.loss, lr: e.lr, 'img/s': e.imagesPerSecond };
       options.onProgress?.({
-        phase: `train ${method}`,
+        phase: `train ${method} (${trainer.engine.name})`,
         done: step,
         total: e.totalSteps,
         unit: 'steps',

@@ -11,7 +11,8 @@ import {
 } from '@compress/core';
 import { createLoader, type Loader, type LoaderBatch, type Transform } from '@compress/data';
 import { createStudent, type Student, selectBackend, stepLearningRate } from '@compress/students';
-import { type StepEngine, type StepPosition, TfjsEngine } from './engine.js';
+import type { StepEngine, StepPosition } from './engine.js';
+import { createEngine, type EngineChoice } from './engine-choice.js';
 import { clusterPseudoLabels, knnMonitor, type MonitorOptions, type MonitorResult } from './monitor.js';
 import {
   defaultSchedule,
@@ -58,6 +59,14 @@ export interface TrainOptions {
   indices?: Int32Array | null;
   /** Loader worker threads (0: the main thread). @default the loader's */
   workers?: number;
+  /**
+   * What runs the step: `onnxruntime` (the whole step as one onnxruntime graph), `tfjs`
+   * (TensorFlow.js and the students package's kernels; `@tensorflow/tfjs-node-gpu` where
+   * installed), `auto` = onnxruntime where onnxruntime-node is installed. @default 'auto'
+   */
+  engine?: EngineChoice;
+  /** onnxruntime's intra-op threads for the step (0: one per core). @default 0 */
+  threads?: number;
   /** Classes of `supervised`. @default the dataset's */
   numClasses?: number;
   /** CC: the k-means cluster of every dataset index. @default computed from the teacher */
@@ -213,9 +222,11 @@ export class Trainer {
         inputSize,
         width: options.student.width ?? 1,
       });
-      let engine: TfjsEngine | null = null;
+      let engine: StepEngine | null = null;
       try {
-        engine = new TfjsEngine(student, {
+        engine = createEngine(options.engine ?? 'auto', student, {
+          threads: options.threads ?? 0,
+          log,
           method,
           optim,
           seed,
@@ -278,8 +289,18 @@ export class Trainer {
     }
     // Everything is in place and the saved state accepted these settings: only now is the run
     // directory changed.
-    if (run) await run.dir.writeJson('config.json', run.settings);
+    if (run) await run.dir.writeJson('config.json', this.recordedSettings());
     this.loopStart = performance.now();
+  }
+
+  /**
+   * The run's settings as config.json records them, with `ran`: the engine that runs the steps
+   * (a resume may change it: checkpoints are the same files for both).
+   */
+  private recordedSettings(): unknown {
+    const settings = this.run!.settings;
+    if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) return settings;
+    return { ...settings, ran: { engine: this.engine.name } };
   }
 
   /** Whether every step of the run is done. */
@@ -374,7 +395,7 @@ export class Trainer {
       throw new CompressError('INVALID_ARGUMENT', 'no run directory to save into', { input: 'runDir' });
     const position = this.position;
     const dir = await run.dir.saveCheckpoint(position.globalStep, async (dir) => {
-      await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(run.settings, null, 2)}\n`);
+      await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(this.recordedSettings(), null, 2)}\n`);
       await this.engine.state(dir, position);
     });
     this.checkpoint = this.engine.checkpointFile(dir);
@@ -395,6 +416,8 @@ export class Trainer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // the student's variables take the engine's last weights before the engine goes
+    this.engine.sync();
     await this.loader.close();
     this.engine.dispose();
   }
