@@ -38,6 +38,9 @@ from PIL import Image
 from scipy.optimize import linear_sum_assignment
 from torchvision import transforms
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_students import alexnet_small  # noqa: E402
+
 MEAN, STD = 0.286, 0.353  # the small students' Fashion-MNIST normalisation (compress's registry)
 
 
@@ -145,25 +148,6 @@ class OnnxAsTorch(nn.Module):
                                  count_include_pad=bool(a.get("count_include_pad", 0)))
             env[out] = y
         return env[self.output]
-
-
-def alexnet_small(width: float, side: int = 28) -> nn.Module:
-    """compress's `alexnet-small`: 3×3 convolutions at stride 1, three 3/2 max-pools, two linear layers,
-    ReLU on the features; channels × width (at least 8), PyTorch's default initialisation."""
-    w = lambda n: max(8, round(n * width))
-    for _ in range(3):
-        side = (side - 3) // 2 + 1
-    hidden = max(8, round(1024 * width))
-    return nn.Sequential(
-        nn.Conv2d(1, w(64), 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(w(64), w(192), 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(w(192), w(384), 3, 1, 1), nn.ReLU(inplace=True),
-        nn.Conv2d(w(384), w(256), 3, 1, 1), nn.ReLU(inplace=True),
-        nn.Conv2d(w(256), w(256), 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Flatten(),
-        nn.Linear(w(256) * side * side, hidden), nn.ReLU(inplace=True),
-        nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
-    )
 
 
 # ---------------------------------------------------------------- the official loss (momentum variant)

@@ -51,6 +51,8 @@ export interface OrtNativeSession {
     options: object,
   ): Record<string, OrtNativeTensor>;
   dispose?(): void;
+  /** Ends a profile started by the `profile` session option; returns its file's name. */
+  endProfiling?(): string;
 }
 
 export interface OrtNative {

@@ -20,6 +20,11 @@ export interface SessionOptions {
    * @default true
    */
   spinning?: boolean;
+  /**
+   * Profile every run into a JSON file (Chrome trace format) whose name starts with this prefix;
+   * the native session's `endProfiling()` ends it and returns the file's name. @default none
+   */
+  profile?: string;
   /** Names the session's user in error messages (e.g. `CompressLoss: engine 'onnxruntime'`). @default 'onnxruntime session' */
   user?: string;
 }
@@ -47,5 +52,6 @@ export function ortSessionOptions(options: SessionOptions = {}): Record<string, 
     graphOptimizationLevel: 'all',
     executionProviders: [...providers],
     ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+    ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
   };
 }

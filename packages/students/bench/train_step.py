@@ -4,8 +4,10 @@
 import json, resource, sys, time
 
 import torch
-import torch.nn as nn
-import torchvision
+import os
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'tooling', 'reference'))
+from torch_students import student  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(int(sys.argv[2]))
@@ -13,38 +15,7 @@ min_seconds = float(__import__('os').environ.get('BENCH_MIN_SECONDS', '15'))
 c, name = cfg['channels'], cfg['student']
 
 
-def small_alexnet(c, size):
-    side = size
-    for _ in range(3):
-        side = (side - 3) // 2 + 1
-    feats = nn.Sequential(
-        nn.Conv2d(c, 64, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(64, 192, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(192, 384, 3, 1, 1), nn.ReLU(True),
-        nn.Conv2d(384, 256, 3, 1, 1), nn.ReLU(True),
-        nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(True), nn.MaxPool2d(3, 2),
-        nn.Flatten(),
-        nn.Linear(256 * side * side, 1024), nn.ReLU(True), nn.Linear(1024, 1024), nn.ReLU(True))
-    return feats
-
-
-if name == 'resnet18-small':
-    m = torchvision.models.resnet18()
-    m.conv1 = nn.Conv2d(c, 64, 3, 1, 1, bias=False)
-    m.maxpool = nn.Identity()
-    m.fc = nn.Identity()
-elif name == 'alexnet-small':
-    m = small_alexnet(c, cfg['inputSize'])
-elif name in ('mobilenetv2', 'mobilenetv2-small'):
-    small = name == 'mobilenetv2-small'
-    setting = [[1, 16, 1, 1], [6, 24, 2, 1 if small else 2], [6, 32, 3, 2], [6, 64, 4, 2],
-               [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
-    m = torchvision.models.MobileNetV2(inverted_residual_setting=setting)
-    m.features[0][0] = nn.Conv2d(c, 32, 3, 1 if small else 2, 1, bias=False)
-    m.classifier = nn.Identity()
-else:
-    raise SystemExit(f'unknown student {name}')
-
+m = student(name, c, cfg['inputSize'], cfg.get('width', 1.0))
 m.train()
 opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 x = torch.rand(cfg['batch'], c, cfg['inputSize'], cfg['inputSize'])

@@ -13,7 +13,7 @@ export interface BatchNormTrainParts {
 }
 
 /**
- * y = γ·x̂ + β with x̂ = (x − mean)/√(var + eps) over N, H, W (or N for [N, C]). Returns y and the
+ * y = γ·x̂ + β with x̂ = (x − mean)/√(var + eps) over N, H, W of NHWC maps (or N for [N, C]). Returns y and the
  * names of the new running mean and variance ([C]). Backward:
  * dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/σ·(dy − dβ/m − x̂·dγ/m), m values per channel.
  */
@@ -22,9 +22,8 @@ export function batchNormTrain(
   o: BatchNormTrainParts,
 ): { y: Value; runningMean: string; runningVar: string } {
   const { x, eps, momentum } = o;
-  const c = x.shape[1] as number;
-  const axes = x.shape.length === 4 ? [0, 2, 3] : [0];
-  const perChannel = x.shape.length === 4 ? [1, c, 1, 1] : [1, c];
+  const c = x.shape.at(-1) as number;
+  const axes = x.shape.length === 4 ? [0, 1, 2] : [0];
   const m = x.shape.reduce((a, b) => a * b, 1) / c;
   const reduceMean = (v: string) => t.op('ReduceMean', [v], { intLists: { axes } });
   const reduceSum = (v: string) => t.op('ReduceSum', [v, t.i64(axes)]);
@@ -33,8 +32,9 @@ export function batchNormTrain(
   const variance = reduceMean(t.op('Mul', [centred, centred]));
   const invStd = t.op('Reciprocal', [t.op('Sqrt', [t.op('Add', [variance, t.scalar(eps)])])]);
   const xhat = t.op('Mul', [centred, invStd]);
-  const gamma = t.op('Reshape', [o.gamma.name, t.i64(perChannel)]);
-  const beta = t.op('Reshape', [o.beta.name, t.i64(perChannel)]);
+  // [C] broadcasts over the last axis
+  const gamma = o.gamma.name;
+  const beta = o.beta.name;
   const y = t.op('Add', [t.op('Mul', [xhat, gamma]), beta]);
   const flat = (v: string) => t.op('Reshape', [v, t.i64([c])]);
   const runningMean = t.op('Add', [

@@ -48,7 +48,6 @@ export function buildGradGraph(module: Module, inputShape: readonly number[]): G
     );
   }
   const tape = new Tape();
-  const [n, h, w, c] = inputShape as [number, number, number, number];
   tape.input('x', inputShape, false);
   const parameters = module.namedParameters();
   const buffers = module.namedBuffers();
@@ -56,11 +55,7 @@ export function buildGradGraph(module: Module, inputShape: readonly number[]): G
   for (const [name, v] of parameters) byVariable.set(v, tape.input(name, v.shape, true));
   for (const [name, v] of buffers) byVariable.set(v, tape.input(name, v.shape, false));
   const updates = new Map<tf.Variable, string>();
-  const x: Value = {
-    name: tape.op('Transpose', ['x'], { intLists: { perm: [0, 3, 1, 2] } }),
-    shape: [n, c, h, w],
-    grad: false,
-  };
+  const x: Value = { name: 'x', shape: [...inputShape], grad: false };
   const out = emit(
     {
       tape,
@@ -77,16 +72,10 @@ export function buildGradGraph(module: Module, inputShape: readonly number[]): G
     '',
   );
   // features (and the upstream gradient) in the module's own layout: NHWC for maps
-  const map = out.shape.length === 4;
-  const featureShape = map ? [out.shape[0]!, out.shape[2]!, out.shape[3]!, out.shape[1]!] : [...out.shape];
-  tape.output(
-    'features',
-    map ? tape.op('Transpose', [out.name], { intLists: { perm: [0, 2, 3, 1] } }) : out.name,
-    featureShape,
-  );
+  const featureShape = [...out.shape];
+  tape.output('features', out.name, featureShape);
   tape.input('dfeatures', featureShape, false);
-  const dy = map ? tape.op('Transpose', ['dfeatures'], { intLists: { perm: [0, 3, 1, 2] } }) : 'dfeatures';
-  tape.backward(out, dy);
+  tape.backward(out, 'dfeatures');
   for (const [name, v] of parameters) {
     const g = tape.gradOf(name);
     if (g === null) {

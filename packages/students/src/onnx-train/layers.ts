@@ -66,7 +66,7 @@ function convBN(ctx: LayerContext, m: ConvBN, x: Value, path: string): Value {
 
 const join = (path: string, name: string) => (name === '' ? path : path === '' ? name : `${path}.${name}`);
 
-/** Adds module `m`'s forward (and records its backward) on input `x` (NCHW); returns its output. */
+/** Adds module `m`'s forward (and records its backward) on input `x` (NHWC); returns its output. */
 export function emit(ctx: LayerContext, m: Module, x: Value, path: string): Value {
   const t = ctx.tape;
   if (m instanceof Student) return emit(ctx, m.body, x, path);

@@ -109,14 +109,14 @@ export function buildStepGraph(student: Student, options: StepGraphOptions): Ste
   tape.input('images', imageShape, false);
   const lrInput = tape.input('lr', [], false).name;
 
-  // (x − mean) / std per channel, then NCHW, as the tfjs path's preprocess
-  const normalised = tape.op('Div', [
-    tape.op('Sub', ['images', tape.f32('mean', mean, [channels])]),
-    tape.f32('std', std, [channels]),
-  ]);
+  tape.phase = 'input';
+  // (x − mean) / std per channel, as the tfjs path's preprocess (the graph is NHWC throughout)
   const x: Value = {
-    name: tape.op('Transpose', [normalised], { intLists: { perm: [0, 3, 1, 2] } }),
-    shape: [batch, channels, inputSize, inputSize],
+    name: tape.op('Div', [
+      tape.op('Sub', ['images', tape.f32('mean', mean, [channels])]),
+      tape.f32('std', std, [channels]),
+    ]),
+    shape: imageShape,
     grad: false,
   };
 
@@ -143,6 +143,7 @@ export function buildStepGraph(student: Student, options: StepGraphOptions): Ste
 
   // the key encoder: EMA of the student's parameters (before this step's update), its own buffers
   let keyFeatures: Value | null = null;
+  tape.phase = 'key';
   if (keyMomentum !== null) {
     const keyValues = new Map<tf.Variable, Value>();
     for (const [name, v] of parameters) {
@@ -160,6 +161,7 @@ export function buildStepGraph(student: Student, options: StepGraphOptions): Ste
     for (const [name, v] of buffers) nextOf.set(keyName(name), required(keyUpdates.get(v), name));
   }
 
+  tape.phase = 'forward';
   const updates = new Map<tf.Variable, string>();
   const features = forward(values, updates);
   if (features.shape.length !== 2) {
@@ -174,6 +176,7 @@ export function buildStepGraph(student: Student, options: StepGraphOptions): Ste
   const inputs: StepGraph['inputs'] = [];
   const objectiveParameters: string[] = [];
   const objectiveBuffers: string[] = [];
+  tape.phase = 'objective';
   const parts = options.objective({
     tape,
     features,
@@ -193,7 +196,9 @@ export function buildStepGraph(student: Student, options: StepGraphOptions): Ste
       return declare(name, shape, 'objective-buffer', false).name;
     },
   });
+  tape.phase = 'backward';
   tape.backward(features, parts.dfeatures);
+  tape.phase = 'update';
 
   // SGD on the student's and the objective's parameters
   const sgd = (p: string, shape: readonly number[], grad: string) => {
@@ -218,6 +223,7 @@ export function buildStepGraph(student: Student, options: StepGraphOptions): Ste
   }
   for (const name of objectiveBuffers) nextOf.set(name, required(parts.next?.[name], name));
 
+  tape.phase = '';
   const outputs: StepGraph['outputs'] = [{ name: 'loss', shape: [] }];
   tape.output('loss', parts.loss, []);
   for (const [name, { value, shape }] of Object.entries(parts.outputs ?? {})) {

@@ -1,7 +1,7 @@
 // The graph under construction and its tape: forward nodes are added as layers are met, each layer
 // records how to take its output's gradient back to its inputs, and `backward` replays the records
 // in reverse, summing the gradients of values used more than once (residual branches).
-import { FLOAT, INT64, type OnnxInitializer, type OnnxNode, type OnnxValue } from '@compress/onnx';
+import { FLOAT, INT64, type OnnxGraph, type OnnxInitializer, type OnnxNode, type OnnxValue } from '@compress/onnx';
 
 /** A tensor of the graph: its name, its static shape and whether a gradient flows back to it. */
 export interface Value {
@@ -35,13 +35,18 @@ export class Tape {
   readonly initializers: OnnxInitializer[] = [];
   readonly inputs: OnnxValue[] = [];
   readonly outputs: OnnxValue[] = [];
+  /**
+   * The part of the step the next nodes belong to (`forward`, `backward`, …): a prefix of their
+   * names, so that a profile of the graph can be summed by part. Empty: no prefix.
+   */
+  phase = '';
   private count = 0;
   private readonly records: Record_[] = [];
   private readonly grads = new Map<string, string[]>();
   private readonly shared = new Map<string, string>();
 
   fresh(hint: string): string {
-    return `${hint}_${this.count++}`;
+    return `${this.phase ? `${this.phase}/` : ''}${hint}_${this.count++}`;
   }
 
   /** Declares a float32 graph input. */
@@ -73,6 +78,40 @@ export class Tape {
     const outputs = Array.from({ length: count }, (_, i) => (i === 0 ? base : `${base}:${i}`));
     this.nodes.push({ opType, inputs, outputs, name: base, ...attributes });
     return outputs;
+  }
+
+  /**
+   * Adds the nodes of a standalone graph (one of the training kernels' graphs) to this one: its
+   * inputs read the values named in `inputs`, its own names get a fresh prefix. Returns the names
+   * its outputs have here.
+   */
+  inline(graph: OnnxGraph, inputs: Record<string, string>): Record<string, string> {
+    const prefix = this.fresh(graph.name);
+    const names = new Map<string, string>();
+    for (const v of graph.inputs) {
+      const given = inputs[v.name];
+      if (given === undefined) throw new Error(`training graph: ${graph.name} needs input ${v.name}`);
+      names.set(v.name, given);
+    }
+    const rename = (name: string) => {
+      if (name === '') return name;
+      let n = names.get(name);
+      if (n === undefined) {
+        n = `${prefix}/${name}`;
+        names.set(name, n);
+      }
+      return n;
+    };
+    for (const init of graph.initializers ?? []) this.initializers.push({ ...init, name: rename(init.name) });
+    for (const node of graph.nodes) {
+      this.nodes.push({
+        ...node,
+        inputs: node.inputs.map(rename),
+        outputs: node.outputs.map(rename),
+        name: `${prefix}/${node.name ?? node.outputs[0]}`,
+      });
+    }
+    return Object.fromEntries(graph.outputs.map((v) => [v.name, rename(v.name)]));
   }
 
   /** A float32 constant. */

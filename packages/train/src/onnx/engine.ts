@@ -25,6 +25,8 @@ import {
 export interface OnnxEngineOptions extends TfjsEngineOptions {
   /** onnxruntime's intra-op threads (0: one per core). @default 0 */
   threads?: number;
+  /** Profile the step graph's runs into a file starting with this prefix (see {@link OnnxEngine.endProfiling}). */
+  profile?: string;
 }
 
 const USER = "training engine 'onnxruntime'";
@@ -65,6 +67,7 @@ export class OnnxEngine implements StepEngine {
   private onehot: Float32Array | null = null;
   /** Whether the buffers have moved on since the host was last written. */
   private hostStale = false;
+  private runMs = 0;
 
   private constructor(student: Student, options: OnnxEngineOptions) {
     this.ort = requireOnnxRuntimeNative({ user: USER, otherwise: "use engine 'tfjs'" });
@@ -94,6 +97,8 @@ export class OnnxEngine implements StepEngine {
       this.session = createNativeSession(this.ort, this.graph.model, {
         threads: options.threads ?? 0,
         user: USER,
+        ...(process.env.STEP_SPIN === '0' ? { spinning: false } : {}),
+        ...(options.profile ? { profile: options.profile } : {}),
       });
       this.slots = this.graph.state.map((variable) => this.slot(variable, student));
       this.readHost();
@@ -233,7 +238,9 @@ export class OnnxEngine implements StepEngine {
       feeds[s.variable.name] = s.tensors[read];
       fetches[nextName(s.variable.name)] = s.tensors[write];
     }
+    const started = performance.now();
     const out = this.session.run(feeds, fetches, {});
+    this.runMs += performance.now() - started;
     const value = (out.loss!.data as Float32Array)[0]!;
     if (!Number.isFinite(value)) {
       throw new CompressError(
@@ -269,6 +276,22 @@ export class OnnxEngine implements StepEngine {
   extractor(): FeatureExtractor {
     this.writeHost();
     return this.host.extractor();
+  }
+
+  /** Ends the profile of the `profile` option; returns its file (onnxruntime's JSON trace). */
+  endProfiling(): string {
+    const file = this.session.endProfiling?.();
+    if (typeof file !== 'string') {
+      throw new CompressError('INVALID_ARGUMENT', `${USER}: no profile was started (option profile)`, {
+        input: 'profile',
+      });
+    }
+    return file;
+  }
+
+  /** Seconds spent in onnxruntime's runs of the step graph (for benchmarks' breakdowns). */
+  get runSeconds(): number {
+    return this.runMs / 1000;
   }
 
   /** The student's and its state's current values, written into their TensorFlow.js variables. */
