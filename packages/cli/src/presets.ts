@@ -35,7 +35,7 @@ const fashionMnist: Omit<Config, 'budget' | 'method'> = {
   preset: 'fashion-mnist',
   seed: 0,
   data: { dataset: 'fashion-mnist', workers: 1 },
-  teacher: { source: 'builtin', providers: 'cpu', threads: 1 },
+  teacher: { source: 'builtin', providers: 'cpu', threads: 0 },
   student: { arch: 'alexnet-small', width: 0.25, engine: 'auto', threads: 0 },
   loss: { temperature: 0.04, queueSize: 8192, keyMomentum: 0.999, ccClusters: 500 },
   optim: {

@@ -189,10 +189,17 @@ export async function openTeacher(
   config: Config,
   train: Dataset,
   log: (m: string) => void,
+  /** Taking turns with a training step on the same cores: no spinning threads between runs. */
+  { takesTurns = false }: { takesTurns?: boolean } = {},
 ): Promise<Teacher> {
   const t = config.teacher;
   const providers: 'auto' | ['cpu'] | ['cuda'] = t.providers === 'auto' ? 'auto' : [t.providers];
-  const common = { providers, threads: t.threads, log: log as (m: string) => void };
+  const common = {
+    providers,
+    threads: t.threads,
+    log: log as (m: string) => void,
+    ...(takesTurns ? { spinning: false } : {}),
+  };
   if (t.source === 'builtin') {
     if (config.data.dataset !== 'fashion-mnist') {
       throw new CompressError(

@@ -89,7 +89,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     teacher =
       config.method === 'supervised'
         ? null
-        : (options.teacher ?? (await openTeacher(config, splits.train, reporter.info)));
+        : (options.teacher ?? (await openTeacher(config, splits.train, reporter.info, { takesTurns: true })));
     let pseudoLabels = options.pseudoLabels;
     if (config.method === 'cc' && !pseudoLabels)
       pseudoLabels = await clusterPseudoLabels(config, splits, teacher!, reporter);

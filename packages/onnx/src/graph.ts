@@ -35,6 +35,11 @@ export interface OnnxNode {
   intLists?: Record<string, readonly number[]>;
   /** String attributes (ONNX STRING): ScatterElements' `reduction`. */
   strings?: Record<string, string>;
+  /**
+   * The operator set of the op when not the default one, e.g. onnxruntime's `com.microsoft` or
+   * `com.microsoft.nchwc` contrib operators (the model imports version 1 of each domain used).
+   */
+  domain?: string;
 }
 
 /** A constant tensor of the graph: int64 values (shapes, axes, pads) or float32 values (weights). */
@@ -80,6 +85,7 @@ export function encodeOnnxModel(graph: OnnxGraph, info: OnnxModelInfo = {}): Uin
   const opset = new Writer();
   opset.string(1, '');
   opset.varint(2, graph.opset);
+  const domains = [...new Set(graph.nodes.map((n) => n.domain ?? '').filter((d) => d !== ''))];
 
   const m = new Writer();
   m.varint(1, info.irVersion ?? 7); // ir_version
@@ -87,6 +93,12 @@ export function encodeOnnxModel(graph: OnnxGraph, info: OnnxModelInfo = {}): Uin
   if (info.producerVersion !== undefined) m.string(3, info.producerVersion);
   m.message(7, g.bytes()); // graph
   m.message(8, opset.bytes()); // opset_import
+  for (const domain of domains) {
+    const extra = new Writer();
+    extra.string(1, domain);
+    extra.varint(2, 1);
+    m.message(8, extra.bytes());
+  }
   for (const [key, value] of Object.entries(info.metadata ?? {})) {
     const entry = new Writer();
     entry.string(1, key);
@@ -102,6 +114,7 @@ function encodeNode(n: OnnxNode): Uint8Array {
   for (const o of n.outputs) w.string(2, o);
   if (n.name !== undefined) w.string(3, n.name);
   w.string(4, n.opType);
+  if (n.domain) w.string(7, n.domain);
   for (const [name, value] of Object.entries(n.ints ?? {})) {
     const a = new Writer();
     a.string(1, name);

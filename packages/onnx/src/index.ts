@@ -16,6 +16,7 @@ export {
   isSupportedOnnxRuntimeVersion,
   loadOnnxRuntimeNative,
   type NativeUser,
+  nchwcBlockSize,
   ONNXRUNTIME_NODE_RANGE,
   type OrtNative,
   type OrtNativeSession,

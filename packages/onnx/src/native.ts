@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { CompressError } from '@compress/core';
+import { encodeOnnxModel } from './graph.js';
 import { ortSessionOptions, type SessionOptions } from './options.js';
 import { notInstalled } from './runtime.js';
 
@@ -157,4 +158,34 @@ export function createNativeSession(
   options: SessionOptions = {},
 ): OrtNativeSession {
   return native.createSession(model, ortSessionOptions(options));
+}
+
+const blockSizes = new WeakMap<OrtNative, number>();
+
+/**
+ * The channel block of onnxruntime's NCHWc convolution kernels on this CPU (8 with AVX2, 16 with
+ * AVX-512; 1 where onnxruntime has none): the channels a `com.microsoft.nchwc` tensor's layout
+ * groups together. Asked of onnxruntime itself — its ReorderInput pads 4 channels up to one block.
+ */
+export function nchwcBlockSize(native: OrtNative): number {
+  const known = blockSizes.get(native);
+  if (known !== undefined) return known;
+  let block = 1;
+  try {
+    const model = encodeOnnxModel({
+      name: 'compress-nchwc-probe',
+      opset: 17,
+      nodes: [{ opType: 'ReorderInput', domain: 'com.microsoft.nchwc', inputs: ['x'], outputs: ['y'] }],
+      inputs: [{ name: 'x', shape: [1, 4, 1, 1] }],
+      outputs: [{ name: 'y', shape: [1, 'c', 1, 1] }],
+    });
+    const session = createNativeSession(native, model, { threads: 1 });
+    const out = session.run({ x: new native.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) }, { y: null }, {});
+    block = Number(out.y?.dims[1] ?? 1);
+    session.dispose?.();
+  } catch {
+    block = 1;
+  }
+  blockSizes.set(native, block);
+  return block;
 }

@@ -20,7 +20,12 @@ export async function openSession(
 ): Promise<{ session: OrtSession; provider: Provider; reason: string }> {
   const create = async (providers: readonly Provider[]) => {
     try {
-      return await createSession(bytes, { threads: opts.threads, providers, user: 'OnnxTeacher' });
+      return await createSession(bytes, {
+        threads: opts.threads,
+        providers,
+        spinning: opts.spinning,
+        user: 'OnnxTeacher',
+      });
     } catch (error) {
       if (error instanceof CompressError) throw error;
       const message = String((error as Error)?.message ?? error);

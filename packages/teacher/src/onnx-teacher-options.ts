@@ -52,6 +52,13 @@ export interface OnnxTeacherOptions {
    */
   threads?: number;
   /**
+   * Whether onnxruntime's pool threads spin for a while after each run (its default). Off when the
+   * teacher takes turns with other work on the same cores (a training step on onnxruntime): the
+   * spinning threads would take the cores that work needs.
+   * @default true
+   */
+  spinning?: boolean;
+  /**
    * The model output to use as features. Outputs of shape [B, D] or [B, D, 1, 1] are accepted.
    * @default the model's first output
    */
@@ -69,6 +76,7 @@ export const defaultOnnxTeacherOptions: Required<Omit<OnnxTeacherOptions, 'input
   channels: 'strict',
   batchSize: 32,
   threads: 0,
+  spinning: true,
   log: (message) => console.info(message),
 };
 

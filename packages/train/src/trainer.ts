@@ -67,6 +67,14 @@ export interface TrainOptions {
   engine?: EngineChoice;
   /** onnxruntime's intra-op threads for the step (0: one per core). @default 0 */
   threads?: number;
+  /**
+   * Whether the next batch's teacher features are computed while the current step runs. Worth it
+   * when the two use different resources (a CUDA teacher, or the tfjs engine's one wasm thread);
+   * with a CPU teacher and the onnxruntime engine both use every core, and taking turns is
+   * faster than contending. @default true, but false for the onnxruntime engine with a teacher
+   * that does not say it runs on CUDA (`provider: 'cuda'`)
+   */
+  teacherOverlap?: boolean;
   /** Classes of `supervised`. @default the dataset's */
   numClasses?: number;
   /** CC: the k-means cluster of every dataset index. @default computed from the teacher */
@@ -110,7 +118,8 @@ export interface StepEvent {
 
 interface Pending {
   batch: LoaderBatch;
-  teacher: Promise<FeatureMatrix> | null;
+  /** The batch's teacher features: started at once (overlap) or when the step needs them. */
+  teacher: Promise<FeatureMatrix> | (() => Promise<FeatureMatrix>) | null;
 }
 
 /** The settings a run records when the caller gives none: the resolved options. */
@@ -155,6 +164,7 @@ export class Trainer {
     readonly run: OpenedRun | null,
     private readonly monitorOptions: MonitorOptions | null,
     private readonly log: (message: string) => void,
+    private readonly teacherOverlap: boolean,
   ) {
     this.method = engine.method;
     this.stepsPerEpoch = loader.stepsPerEpoch;
@@ -257,6 +267,8 @@ export class Trainer {
           run,
           options.monitor ?? null,
           log,
+          options.teacherOverlap ??
+            !(engine.name === 'onnxruntime' && (given as { provider?: string } | null)?.provider !== 'cuda'),
         );
         try {
           await trainer.start();
@@ -311,9 +323,12 @@ export class Trainer {
   private async fetch(): Promise<Pending | null> {
     const r = await this.iterator!.next();
     if (r.done) return null;
-    const features = this.teacher && this.engine.needsTeacher ? this.teacher.embed(r.value) : null;
+    const teacher = this.teacher;
+    if (!teacher || !this.engine.needsTeacher) return { batch: r.value, teacher: null };
+    if (!this.teacherOverlap) return { batch: r.value, teacher: () => teacher.embed(r.value) };
+    const features = teacher.embed(r.value);
     // Awaited in its step; if an earlier step fails first, its failure is that step's to report.
-    features?.catch(() => {});
+    features.catch(() => {});
     return { batch: r.value, teacher: features };
   }
 
@@ -331,10 +346,11 @@ export class Trainer {
     if (this.done) return null;
     const current = this.current;
     const { epoch, step } = this.position;
-    // The next batch's teacher features run on onnxruntime's threads during this step.
+    // With overlap, the next batch's teacher features run on onnxruntime's threads during this step.
     const next = step + 1 < this.stepsPerEpoch ? await this.fetch() : null;
     await new Promise((r) => setImmediate(r));
-    const features = current.teacher ? await current.teacher : null;
+    const pending = current.teacher;
+    const features = pending ? await (typeof pending === 'function' ? pending() : pending) : null;
     const lr = stepLearningRate(this.optim, epoch);
     let loss: number;
     try {

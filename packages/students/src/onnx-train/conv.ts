@@ -8,6 +8,7 @@ import {
   convForwardGraph,
 } from '../kernels/onnxruntime_graphs.js';
 import type { Conv2d } from '../nn/conv.js';
+import { nchwcApplies, nchwcConv } from './nchwc.js';
 import type { Tape, Value } from './tape.js';
 
 const NHWC_TO_NCHW = [0, 3, 1, 2];
@@ -36,8 +37,23 @@ export function conv2d(t: Tape, m: Conv2d, x: Value, w: Value, b: Value | null):
   const wo = Math.floor((wd + 2 * p - k) / s) + 1;
   const geometry: ConvGeometry = { pads: [p, p, p, p], strides: [s, s], dilations: [1, 1] };
   const outShape = [n, ho, wo, cout];
+  const block = t.nchwcBlock;
+  const pointwise = k === 1 && p === 0;
+  const blocked = !pointwise && nchwcApplies(cin, cout, m.depthwise, block);
   let y: string;
-  if (!m.depthwise) {
+  if (blocked) {
+    y = nchwcConv(t, {
+      x,
+      w: w.name,
+      bias: b ? b.name : null,
+      depthwise: m.depthwise,
+      kernel: k,
+      stride: s,
+      pad: p,
+      cout,
+      block,
+    });
+  } else if (!m.depthwise) {
     y = t.inline(
       convForwardGraph({
         xShape: [...x.shape],
@@ -60,7 +76,21 @@ export function conv2d(t: Tape, m: Conv2d, x: Value, w: Value, b: Value | null):
   const inputs = b ? [x, w, b] : [x, w];
   return t.record(inputs, y, outShape, (dy, want) => {
     let dx: string | null = null;
-    if (want[0]) {
+    if (want[0] && s === 1 && p < k && !pointwise && nchwcApplies(cout, cin, m.depthwise, block)) {
+      // a stride-1 convolution of dy with the filter rotated by 180° (channel axes swapped)
+      const flipped = t.op('Slice', [w.name, t.i64([-1, -1]), t.i64([FAR, FAR]), t.i64([0, 1]), t.i64([-1, -1])]);
+      dx = nchwcConv(t, {
+        x: { name: dy, shape: outShape, grad: false },
+        w: m.depthwise ? flipped : t.op('Transpose', [flipped], { intLists: { perm: [0, 1, 3, 2] } }),
+        bias: null,
+        depthwise: m.depthwise,
+        kernel: k,
+        stride: 1,
+        pad: k - 1 - p,
+        cout: cin,
+        block,
+      });
+    } else if (want[0]) {
       dx = m.depthwise
         ? depthwiseInputGrad(t, dy, w.name, x.shape, k, s, p, [ho, wo])
         : t.inline(convBackpropInputGraph({ dyShape: outShape, filterShape, inShape: [...x.shape], geometry }), {

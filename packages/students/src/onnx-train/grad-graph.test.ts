@@ -1,5 +1,11 @@
 import { CompressError, Rng } from '@compress/core';
-import { createSession, type OrtSession, requireOnnxRuntime } from '@compress/onnx';
+import {
+  createSession,
+  nchwcBlockSize,
+  type OrtSession,
+  requireOnnxRuntime,
+  requireOnnxRuntimeNative,
+} from '@compress/onnx';
 import { expectClose, relativeDifference } from '@compress/vitest-config/close';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +33,9 @@ import { buildGradGraph, gradName, nextName } from './grad-graph.js';
  */
 const RTOL = 1e-4;
 
+/** onnxruntime's NCHWc block on this CPU (8 with AVX2, 16 with AVX-512). */
+const nchwcBlock = () => nchwcBlockSize(requireOnnxRuntimeNative({ user: 'test', otherwise: '' }));
+
 /** BatchNorm affine parameters and running statistics away from the trivial 1/0. */
 function randomizeBatchNorm(m: Module, seed = { next: 100 }): void {
   if (m instanceof BatchNorm2d) {
@@ -43,10 +52,10 @@ function randomizeBatchNorm(m: Module, seed = { next: 100 }): void {
  * parameter's gradient of Σ(features · upstream) and the new running statistics with
  * TensorFlow.js (tf.variableGrads, the module in train mode). Returns the worst relative difference.
  */
-async function compare(module: Module, inputShape: number[], scaleX = 1): Promise<number> {
+async function compare(module: Module, inputShape: number[], scaleX = 1, nchwcBlock = 1): Promise<number> {
   const ort = await requireOnnxRuntime('test');
   randomizeBatchNorm(module);
-  const { model, parameters, buffers, featureShape } = buildGradGraph(module, inputShape);
+  const { model, parameters, buffers, featureShape } = buildGradGraph(module, inputShape, { nchwcBlock });
   const feeds: Record<string, ReturnType<typeof tensor>> = {};
   const tensor = (data: Float32Array, dims: readonly number[]) =>
     new ort.Tensor('float32', Float32Array.from(data), dims);
@@ -172,6 +181,12 @@ describe('buildGradGraph (onnxruntime) against TensorFlow.js gradients', () => {
       expect(worst).toBeLessThanOrEqual(RTOL);
       m.dispose();
     });
+    it(`${what}, on onnxruntime's NCHWc kernels: the same within 1e-4`, async () => {
+      const m = make();
+      const worst = await compare(m, shape, scaleX, nchwcBlock());
+      expect(worst).toBeLessThanOrEqual(RTOL);
+      m.dispose();
+    });
   }
 
   it('alexnet-small (width 0.25, 28×28×1, batch 8): features and every parameter gradient within 1e-4', async () => {
@@ -180,6 +195,7 @@ describe('buildGradGraph (onnxruntime) against TensorFlow.js gradients', () => {
     expect(student.spec.channels).toBe(1);
     const worst = await compare(student, [8, 28, 28, 1]);
     expect(worst).toBeLessThanOrEqual(RTOL);
+    expect(await compare(student, [8, 28, 28, 1], 1, nchwcBlock())).toBeLessThanOrEqual(RTOL);
     student.dispose();
   });
 

@@ -39,7 +39,11 @@ export const nextName = (buffer: string) => `${buffer}.next`;
  * running statistics after this batch. Forward and backward are derived layer by layer; a layer
  * kind it does not know is a CompressError naming the layer. Parameter values are graph inputs.
  */
-export function buildGradGraph(module: Module, inputShape: readonly number[]): GradGraph {
+export function buildGradGraph(
+  module: Module,
+  inputShape: readonly number[],
+  options: { nchwcBlock?: number } = {},
+): GradGraph {
   if (inputShape.length !== 4 || inputShape.some((d) => !Number.isInteger(d) || d < 1)) {
     throw new CompressError(
       'INVALID_ARGUMENT',
@@ -48,6 +52,7 @@ export function buildGradGraph(module: Module, inputShape: readonly number[]): G
     );
   }
   const tape = new Tape();
+  tape.nchwcBlock = options.nchwcBlock ?? 1;
   tape.input('x', inputShape, false);
   const parameters = module.namedParameters();
   const buffers = module.namedBuffers();

@@ -15,13 +15,20 @@ export function maxPool(t: Tape, x: Value, kernel: number, stride: number, paddi
   const ho = Math.floor((h + 2 * padding - kernel) / stride) + 1;
   const wo = Math.floor((w + 2 * padding - kernel) / stride) + 1;
   const xc = t.op('Transpose', [x.name], { intLists: { perm: NHWC_TO_NCHW } });
-  const [yc, indices] = t.opN('MaxPool', [xc], 2, {
+  const window = {
     intLists: {
       kernel_shape: [kernel, kernel],
       strides: [stride, stride],
       pads: [padding, padding, padding, padding],
     },
-  }) as [string, string];
+  };
+  if (!x.grad) {
+    // no backward (the key encoder): onnxruntime's pooling without the Indices output, several
+    // times faster than with it
+    const y = t.op('Transpose', [t.op('MaxPool', [xc], window)], { intLists: { perm: NCHW_TO_NHWC } });
+    return t.record([x], y, [n, ho, wo, c], () => []);
+  }
+  const [yc, indices] = t.opN('MaxPool', [xc], 2, window) as [string, string];
   const y = t.op('Transpose', [yc], { intLists: { perm: NCHW_TO_NHWC } });
   return t.record([x], y, [n, ho, wo, c], (dy) => {
     const dyc = t.op('Transpose', [dy], { intLists: { perm: NHWC_TO_NCHW } });

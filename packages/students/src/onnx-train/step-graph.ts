@@ -64,6 +64,11 @@ export interface StepGraphOptions {
   /** The key encoder's EMA momentum m (key ← m·key + (1 − m)·student), or null for none. */
   keyMomentum: number | null;
   objective: (b: ObjectiveBuilder) => ObjectiveParts;
+  /**
+   * onnxruntime's NCHWc channel block on the CPU the graph will run on (`nchwcBlockSize` of
+   * @compress/onnx): convolutions use its blocked kernels. @default 1 (its plain NCHW kernels)
+   */
+  nchwcBlock?: number;
 }
 
 export interface StepGraph {
@@ -99,6 +104,7 @@ export function buildStepGraph(student: Student, options: StepGraphOptions): Ste
   }
   const { inputSize, channels, mean, std } = student.spec;
   const tape = new Tape();
+  tape.nchwcBlock = options.nchwcBlock ?? 1;
   const state: StateVariable[] = [];
   const nextOf = new Map<string, string>();
   const declare = (name: string, shape: readonly number[], role: StateVariable['role'], grad: boolean) => {

@@ -16,6 +16,8 @@ export interface Attributes {
   floats?: Record<string, number>;
   intLists?: Record<string, readonly number[]>;
   strings?: Record<string, string>;
+  /** The op's operator set when not the default (e.g. onnxruntime's `com.microsoft.nchwc`). */
+  domain?: string;
 }
 
 /**
@@ -40,6 +42,11 @@ export class Tape {
    * names, so that a profile of the graph can be summed by part. Empty: no prefix.
    */
   phase = '';
+  /**
+   * onnxruntime's NCHWc channel block on this CPU (see `nchwcBlockSize`): convolutions use its
+   * blocked kernels when > 1. A graph built with it runs only where the block is the same.
+   */
+  nchwcBlock = 1;
   private count = 0;
   private readonly records: Record_[] = [];
   private readonly grads = new Map<string, string[]>();

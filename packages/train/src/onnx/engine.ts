@@ -3,6 +3,7 @@ import type { LoaderBatch } from '@compress/data';
 import type { FeatureExtractor } from '@compress/eval';
 import {
   createNativeSession,
+  nchwcBlockSize,
   type OrtNative,
   type OrtNativeSession,
   type OrtNativeTensor,
@@ -83,6 +84,7 @@ export class OnnxEngine implements StepEngine {
         momentum: options.optim.momentum,
         weightDecay: options.optim.weightDecay,
         keyMomentum: options.method === 'momentum' ? options.loss.keyMomentum : null,
+        nchwcBlock: nchwcBlockSize(this.ort),
         objective: objectiveGraph({
           method: options.method,
           teacherDim,
@@ -97,7 +99,8 @@ export class OnnxEngine implements StepEngine {
       this.session = createNativeSession(this.ort, this.graph.model, {
         threads: options.threads ?? 0,
         user: USER,
-        ...(process.env.STEP_SPIN === '0' ? { spinning: false } : {}),
+        // the teacher, the loader and the queues' writes take turns with the step on the same cores
+        spinning: false,
         ...(options.profile ? { profile: options.profile } : {}),
       });
       this.slots = this.graph.state.map((variable) => this.slot(variable, student));
