@@ -82,6 +82,8 @@ for (const f of files) {
     );
   }
   if (r.notes) lines.push('', ...[].concat(r.notes).map((n) => `- ${n}`));
+  // tables and paragraphs as the benchmark wrote them
+  if (r.markdown) lines.push('', ...[].concat(r.markdown));
   lines.push('');
 }
 writeFileSync(join(root, 'docs', 'benchmarks.md'), lines.join('\n'));

@@ -27,13 +27,41 @@ def alexnet_small(width: float = 1.0, channels: int = 1, side: int = 28) -> nn.M
     )
 
 
-def resnet18_small(channels: int = 1) -> nn.Module:
-    """`resnet18-small`: a 3×3 stride-1 stem, no max-pool, the 512-d pooled features."""
-    m = torchvision.models.resnet18()
-    m.conv1 = nn.Conv2d(channels, 64, 3, 1, 1, bias=False)
-    m.maxpool = nn.Identity()
-    m.fc = nn.Identity()
-    return m
+class ResNet18Small(nn.Module):
+    """`resnet18-small`: torchvision's ResNet-18 with a 3×3 stride-1 stem and no max-pool, every
+    stage 64·width (at least 4) · 2^i channels wide; the pooled features. Names as torchvision's."""
+
+    def __init__(self, channels: int = 1, width: float = 1.0):
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock, conv1x1
+        base = max(4, round(64 * width))
+        self.conv1 = nn.Conv2d(channels, base, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(base)
+        self.relu = nn.ReLU(inplace=True)
+        cin = base
+        for i in range(4):
+            planes, blocks = base * 2 ** i, []
+            for j in range(2):
+                stride = 2 if j == 0 and i > 0 else 1
+                down = None
+                if stride != 1 or cin != planes:
+                    down = nn.Sequential(conv1x1(cin, planes, stride), nn.BatchNorm2d(planes))
+                blocks.append(BasicBlock(cin, planes, stride, down))
+                cin = planes
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.avgpool(x).flatten(1)
+
+
+def resnet18_small(channels: int = 1, width: float = 1.0) -> nn.Module:
+    return ResNet18Small(channels, width)
 
 
 def mobilenetv2(channels: int = 1, small: bool = True, width: float = 1.0) -> nn.Module:
@@ -50,9 +78,7 @@ def student(name: str, channels: int, side: int, width: float = 1.0) -> nn.Modul
     if name == "alexnet-small":
         return alexnet_small(width, channels, side)
     if name == "resnet18-small":
-        if width != 1:
-            raise SystemExit("error: the PyTorch resnet18-small is width 1 only")
-        return resnet18_small(channels)
+        return resnet18_small(channels, width)
     if name in ("mobilenetv2", "mobilenetv2-small"):
         return mobilenetv2(channels, name == "mobilenetv2-small", width)
     raise SystemExit(f"error: unknown student {name}")

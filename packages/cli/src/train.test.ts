@@ -29,7 +29,7 @@ function tinyConfig(method: Config['method']): Config {
   const c = presetConfig('fashion-mnist', 'quick', method);
   c.data = { ...c.data, trainSubset: 256, workers: 0 };
   c.teacher.source = teacherModule;
-  c.student = { arch: 'alexnet-small', width: 0.125 };
+  c.student = { ...c.student, arch: 'alexnet-small', width: 0.125 };
   c.loss.queueSize = 64;
   c.optim = { ...c.optim, batchSize: 32, epochs: 1, maxSteps: 6, milestones: [] };
   c.schedule = { checkpointEvery: 2, logEvery: 1, monitorEvery: 0, monitorSize: 0 };
@@ -147,7 +147,7 @@ describe('train', () => {
     const config = presetConfig('imagenet', 'quick', 'momentum');
     config.data = { ...config.data, root, workers: 0 };
     config.teacher = { ...config.teacher, source: onnx, providers: 'cpu', threads: 1 };
-    config.student = { arch: 'resnet18', width: 0.125 };
+    config.student = { ...config.student, arch: 'resnet18', width: 0.125 };
     config.loss.queueSize = 6;
     config.optim = { ...config.optim, batchSize: 2, maxSteps: 2 };
     config.schedule.monitorSize = 0;

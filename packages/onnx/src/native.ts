@@ -180,7 +180,11 @@ export function nchwcBlockSize(native: OrtNative): number {
       outputs: [{ name: 'y', shape: [1, 'c', 1, 1] }],
     });
     const session = createNativeSession(native, model, { threads: 1 });
-    const out = session.run({ x: new native.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) }, { y: null }, {});
+    const out = session.run(
+      { x: new native.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) },
+      { y: null },
+      {},
+    );
     block = Number(out.y?.dims[1] ?? 1);
     session.dispose?.();
   } catch {

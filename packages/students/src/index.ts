@@ -31,8 +31,7 @@ export { type Init, initValues } from './nn/init.js';
 export { Flatten, GlobalAvgPool, Linear, type LinearOptions, MaxPool2d } from './nn/layers.js';
 export { Chain, Module, type Named, Sequential } from './nn/module.js';
 export { type ExportOnnxOptions, exportOnnx, toOnnx } from './onnx/export.js';
-export { defaultSgdOptions, SGD, type SgdOptions, stepLearningRate } from './sgd.js';
-export { preprocess, type TrainStepOptions, type TrainStepResult, trainStep } from './train.js';
+export { nextName } from './onnx-train/grad-graph.js';
 export {
   buildStepGraph,
   keyName,
@@ -45,4 +44,5 @@ export {
   Tape,
   type Value,
 } from './onnx-train/step-graph.js';
-export { nextName } from './onnx-train/grad-graph.js';
+export { defaultSgdOptions, SGD, type SgdOptions, stepLearningRate } from './sgd.js';
+export { preprocess, type TrainStepOptions, type TrainStepResult, trainStep } from './train.js';

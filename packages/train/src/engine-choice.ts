@@ -21,7 +21,11 @@ export interface EngineChoiceOptions extends TfjsEngineOptions {
  * `auto` = onnxruntime where installed and able to build the student's step, else tfjs (the log
  * says why).
  */
-export function createEngine(choice: EngineChoice, student: Student, options: EngineChoiceOptions): StepEngine {
+export function createEngine(
+  choice: EngineChoice,
+  student: Student,
+  options: EngineChoiceOptions,
+): StepEngine {
   const { threads, log, ...rest } = options;
   if (!engineChoices.includes(choice)) {
     throw new CompressError(
@@ -33,10 +37,13 @@ export function createEngine(choice: EngineChoice, student: Student, options: En
   if (choice === 'onnxruntime' || (choice === 'auto' && isOnnxRuntimeNativeAvailable())) {
     try {
       const engine = OnnxEngine.create(student, { ...rest, threads });
-      log(`step engine: onnxruntime, one graph per step (${threads === 0 ? 'one thread per core' : `${threads} threads`})`);
+      log(
+        `step engine: onnxruntime, one graph per step (${threads === 0 ? 'one thread per core' : `${threads} threads`})`,
+      );
       return engine;
     } catch (error) {
-      if (choice === 'onnxruntime' || !(error instanceof CompressError && error.code === 'UNSUPPORTED')) throw error;
+      if (choice === 'onnxruntime' || !(error instanceof CompressError && error.code === 'UNSUPPORTED'))
+        throw error;
       log(`step engine: tfjs (onnxruntime cannot build this step: ${error.message})`);
     }
   } else if (choice === 'auto') {

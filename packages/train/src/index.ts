@@ -12,7 +12,6 @@ export {
   engineChoices,
 } from './engine-choice.js';
 export { studentExtractor } from './extractors.js';
-export { OnnxEngine, type OnnxEngineOptions } from './onnx/engine.js';
 export {
   clusterPseudoLabels,
   knnMonitor,
@@ -21,6 +20,7 @@ export {
   type PseudoLabelOptions,
 } from './monitor.js';
 export { createObjective, type Objective, type ObjectiveContext } from './objective.js';
+export { OnnxEngine, type OnnxEngineOptions } from './onnx/engine.js';
 export {
   defaultSchedule,
   type LossOptions,

@@ -411,7 +411,10 @@ export class Trainer {
       throw new CompressError('INVALID_ARGUMENT', 'no run directory to save into', { input: 'runDir' });
     const position = this.position;
     const dir = await run.dir.saveCheckpoint(position.globalStep, async (dir) => {
-      await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(this.recordedSettings(), null, 2)}\n`);
+      await writeFileAtomic(
+        join(dir, 'config.json'),
+        `${JSON.stringify(this.recordedSettings(), null, 2)}\n`,
+      );
       await this.engine.state(dir, position);
     });
     this.checkpoint = this.engine.checkpointFile(dir);

@@ -260,7 +260,7 @@ export function rotatedConvApplies(g: ConvGeometry, kh: number, kw: number): boo
  * dW of a convolution (dilations 1) over a chunk of the batch: the input padded once, then for each filter tap (i, j) the
  * strided window x_pad[:, i + s·u, j + s·v, :] as an (N·Ho·Wo)×Cin matrix against dy as an
  * (N·Ho·Wo)×Cout matrix — one large matrix product per tap, K = N·Ho·Wo, all in NHWC. Dense:
- * xᵀ·dy → [Cin, Cout] per tap. Depthwise (mult 1): Σ x·dy over N, Ho, Wo → [C] per tap.
+ * xᵀ·dy → [Cin, Cout] per tap. Depthwise (mult 1): Σ x·dy over N, Ho, Wo → [1, C] per tap.
  */
 export function convBackpropFilterGraph(o: {
   xShape: number[];
@@ -292,7 +292,12 @@ export function convBackpropFilterGraph(o: {
     nodes.push({ opType: 'Reshape', inputs: ['dy', 'dyshape'], outputs: ['dy2'] });
     inits.push(i64('dyshape', [rows, cout]), i64('xshape', [rows, cin]));
   } else {
-    inits.push(i64('axes', [0, 1, 2]));
+    // Σ over N, Ho, Wo as a product with a row of ones (onnxruntime's ReduceSum over leading axes
+    // of channels-last data is a strided loop, 5–30× slower)
+    inits.push(
+      { name: 'ones', elemType: ONNX_FLOAT, dims: [1, rows], values: new Float32Array(rows).fill(1) },
+      i64('mshape', [rows, cin]),
+    );
   }
   let sliced = false;
   for (let i = 0; i < kh; i++) {
@@ -319,7 +324,8 @@ export function convBackpropFilterGraph(o: {
       } else {
         nodes.push(
           { opType: 'Mul', inputs: [window, 'dy'], outputs: [`m${t}`] },
-          { opType: 'ReduceSum', inputs: [`m${t}`, 'axes'], outputs: [`g${t}`], ints: { keepdims: 0 } },
+          { opType: 'Reshape', inputs: [`m${t}`, 'mshape'], outputs: [`r${t}`] },
+          { opType: 'MatMul', inputs: ['ones', `r${t}`], outputs: [`g${t}`] },
         );
       }
       taps.push(`g${t}`);

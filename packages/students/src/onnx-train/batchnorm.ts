@@ -23,10 +23,10 @@ export function batchNormTrain(
 ): { y: Value; runningMean: string; runningVar: string } {
   const { x, eps, momentum } = o;
   const c = x.shape.at(-1) as number;
-  const axes = x.shape.length === 4 ? [0, 1, 2] : [0];
   const m = x.shape.reduce((a, b) => a * b, 1) / c;
-  const reduceMean = (v: string) => t.op('ReduceMean', [v], { intLists: { axes } });
-  const reduceSum = (v: string) => t.op('ReduceSum', [v, t.i64(axes)]);
+  // sums over N, H, W as products with a constant row ([C] results broadcast over the last axis)
+  const reduceMean = (v: string) => t.sumLeading(v, x.shape, 1 / m);
+  const reduceSum = (v: string) => t.sumLeading(v, x.shape);
   const mean = reduceMean(x.name);
   const centred = t.op('Sub', [x.name, mean]);
   const variance = reduceMean(t.op('Mul', [centred, centred]));
@@ -36,14 +36,13 @@ export function batchNormTrain(
   const gamma = o.gamma.name;
   const beta = o.beta.name;
   const y = t.op('Add', [t.op('Mul', [xhat, gamma]), beta]);
-  const flat = (v: string) => t.op('Reshape', [v, t.i64([c])]);
   const runningMean = t.op('Add', [
     t.op('Mul', [o.runningMean.name, t.scalar(1 - momentum)]),
-    t.op('Mul', [flat(mean), t.scalar(momentum)]),
+    t.op('Mul', [mean, t.scalar(momentum)]),
   ]);
   const runningVar = t.op('Add', [
     t.op('Mul', [o.runningVar.name, t.scalar(1 - momentum)]),
-    t.op('Mul', [flat(variance), t.scalar((momentum * m) / (m - 1))]),
+    t.op('Mul', [variance, t.scalar((momentum * m) / (m - 1))]),
   ]);
   const out = t.record([x, o.gamma, o.beta], y, x.shape, (dy, want) => {
     const dBeta = reduceSum(dy);
@@ -56,7 +55,7 @@ export function batchNormTrain(
       ]);
       dx = t.op('Mul', [inner, t.op('Mul', [gamma, invStd])]);
     }
-    return [dx, flat(dGamma), flat(dBeta)];
+    return [dx, dGamma, dBeta];
   });
   return { y: out, runningMean, runningVar };
 }

@@ -78,7 +78,13 @@ export function conv2d(t: Tape, m: Conv2d, x: Value, w: Value, b: Value | null):
     let dx: string | null = null;
     if (want[0] && s === 1 && p < k && !pointwise && nchwcApplies(cout, cin, m.depthwise, block)) {
       // a stride-1 convolution of dy with the filter rotated by 180° (channel axes swapped)
-      const flipped = t.op('Slice', [w.name, t.i64([-1, -1]), t.i64([FAR, FAR]), t.i64([0, 1]), t.i64([-1, -1])]);
+      const flipped = t.op('Slice', [
+        w.name,
+        t.i64([-1, -1]),
+        t.i64([FAR, FAR]),
+        t.i64([0, 1]),
+        t.i64([-1, -1]),
+      ]);
       dx = nchwcConv(t, {
         x: { name: dy, shape: outShape, grad: false },
         w: m.depthwise ? flipped : t.op('Transpose', [flipped], { intLists: { perm: [0, 1, 3, 2] } }),
@@ -93,10 +99,13 @@ export function conv2d(t: Tape, m: Conv2d, x: Value, w: Value, b: Value | null):
     } else if (want[0]) {
       dx = m.depthwise
         ? depthwiseInputGrad(t, dy, w.name, x.shape, k, s, p, [ho, wo])
-        : t.inline(convBackpropInputGraph({ dyShape: outShape, filterShape, inShape: [...x.shape], geometry }), {
-            dy,
-            w: w.name,
-          }).dx!;
+        : t.inline(
+            convBackpropInputGraph({ dyShape: outShape, filterShape, inShape: [...x.shape], geometry }),
+            {
+              dy,
+              w: w.name,
+            },
+          ).dx!;
     }
     const dw = t.inline(
       convBackpropFilterGraph({
@@ -108,7 +117,7 @@ export function conv2d(t: Tape, m: Conv2d, x: Value, w: Value, b: Value | null):
       }),
       { x: x.name, dy },
     ).dw!;
-    const db = b ? t.op('ReduceSum', [dy, t.i64([0, 1, 2])], { ints: { keepdims: 0 } }) : null;
+    const db = b ? t.sumLeading(dy, outShape) : null;
     return b ? [dx, dw, db] : [dx, dw];
   });
 }

@@ -9,6 +9,6 @@ export function linear(t: Tape, x: Value, w: Value, b: Value): Value {
   return t.record([x, w, b], y, [n, out], (dy, want) => [
     want[0] ? t.op('Gemm', [dy, w.name], { ints: { transB: 1 } }) : null,
     t.op('Gemm', [x.name, dy], { ints: { transA: 1 } }),
-    t.op('ReduceSum', [dy, t.i64([0])], { ints: { keepdims: 0 } }),
+    t.sumLeading(dy, [n, out]),
   ]);
 }

@@ -137,7 +137,8 @@ export function buildStepGraph(student: Student, options: StepGraphOptions): Ste
         tape,
         variable: (v) => {
           const value = vars.get(v);
-          if (value === undefined) throw new Error('step graph: a layer reads a variable outside the student');
+          if (value === undefined)
+            throw new Error('step graph: a layer reads a variable outside the student');
           return value;
         },
         update: (v, value) => updates.set(v, value),

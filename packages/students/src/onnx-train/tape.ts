@@ -1,7 +1,14 @@
 // The graph under construction and its tape: forward nodes are added as layers are met, each layer
 // records how to take its output's gradient back to its inputs, and `backward` replays the records
 // in reverse, summing the gradients of values used more than once (residual branches).
-import { FLOAT, INT64, type OnnxGraph, type OnnxInitializer, type OnnxNode, type OnnxValue } from '@compress/onnx';
+import {
+  FLOAT,
+  INT64,
+  type OnnxGraph,
+  type OnnxInitializer,
+  type OnnxNode,
+  type OnnxValue,
+} from '@compress/onnx';
 
 /** A tensor of the graph: its name, its static shape and whether a gradient flows back to it. */
 export interface Value {
@@ -135,6 +142,23 @@ export class Tape {
       this.initializers.push({ name, elemType: INT64, dims: [values.length], values: [...values] });
       return name;
     });
+  }
+
+  /**
+   * scale · the sum of `v` (shape `shape`) over every axis but the last: [C]. As a product with a
+   * constant row — onnxruntime's ReduceSum over leading axes of a channels-last tensor is a strided
+   * loop, 5–30× slower than the matrix product.
+   */
+  sumLeading(v: string, shape: readonly number[], scale = 1): string {
+    const c = shape.at(-1) as number;
+    const k = shape.reduce((a, b) => a * b, 1) / c;
+    const row = this.sharedConstant(`row:${k}:${scale}`, () => {
+      const name = this.fresh('row');
+      this.initializers.push({ name, dims: [1, k], values: new Float32Array(k).fill(scale) });
+      return name;
+    });
+    const rows = shape.length === 2 ? v : this.op('Reshape', [v, this.i64([k, c])]);
+    return this.op('Reshape', [this.op('MatMul', [row, rows]), this.i64([c])]);
   }
 
   /** A float32 scalar constant, shared between nodes. */

@@ -4,24 +4,26 @@ import { join } from 'node:path';
 import { type FeatureMatrix, Rng } from '@compress/core';
 import type { LoaderBatch } from '@compress/data';
 import { createStudent, type Student, selectBackend } from '@compress/students';
-import { expectClose } from '@compress/vitest-config/close';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type StepEngine, TfjsEngine, type TfjsEngineOptions } from '../engine.js';
 import type { Method } from '../options.js';
 import { paperLoss } from '../options.js';
+import { compareStates } from './compare.test-util.js';
 import { OnnxEngine } from './engine.js';
 
 /**
  * The onnxruntime engine against the TensorFlow.js engine from the same weights and batches:
- * weights, optimizer buffers, running statistics, key encoder and queues after 3 steps. Both sides
- * are float32 with sums in other orders (onnxruntime's kernels, tfjs's wasm kernels); measured here
- * ≤ 3e-6 of each tensor's scale (AMD EPYC, AVX2); allowed 1e-5, the issue's bar.
+ * weights, optimizer buffers, running statistics, key encoder and queues after 3 steps, within
+ * 1e-5 (see compareStates).
  */
-const RTOL = 1e-5;
 const B = 16;
 const TEACHER_DIM = 8;
 
-function batches(steps: number, side: number, channels: number): { batch: LoaderBatch; teacher: FeatureMatrix }[] {
+function batches(
+  steps: number,
+  side: number,
+  channels: number,
+): { batch: LoaderBatch; teacher: FeatureMatrix }[] {
   const rng = new Rng(5);
   return Array.from({ length: steps }, (_, s) => {
     const images = rng.fillUniform(new Float32Array(B * side * side * channels), 0, 1);
@@ -74,65 +76,68 @@ async function run(
     out.set(t.name, data.subarray(t.offset, t.offset + t.shape.reduce((a, b) => a * b, 1)));
   }
   out.set('loss', Float32Array.from(losses));
-  const state = (engine as unknown as { host?: TfjsEngine }).host?.objective ?? (engine as TfjsEngine).objective;
-  const s = state.state() as { teacherQueue?: { values: Float32Array }; studentQueue?: { values: Float32Array } | null } | null;
+  const state =
+    (engine as unknown as { host?: TfjsEngine }).host?.objective ?? (engine as TfjsEngine).objective;
+  const s = state.state() as {
+    teacherQueue?: { values: Float32Array };
+    studentQueue?: { values: Float32Array } | null;
+  } | null;
   if (s?.teacherQueue) out.set('queue.teacher', s.teacherQueue.values);
   if (s?.studentQueue) out.set('queue.student', s.studentQueue.values);
   return out;
 }
 
 /**
- * Every tensor within RTOL of its own scale, except the momentum buffers and running means: each
- * of those is compared with the scale of the largest of its kind. Their float error comes from the
- * magnitudes flowing through the whole pass, not from their own size, and some are zero but for
- * rounding: the bias of a projection followed by train-mode BatchNorm (Reg-BN) has a zero
- * gradient, so its buffer is wd·bias plus noise; a 1×1 convolution of BatchNorm outputs has a zero
- * batch mean, so the next BatchNorm's running mean is noise. No two engines agree on noise.
+ * Training BatchNorm students from their initialisation is ill-conditioned in float32 on any
+ * engine: TensorFlow.js against itself, with a 1e-6 change of some pixels, moves mobilenetv2-small's
+ * first-layer weights after 3 steps by 0.87 of their scale (its gradients alone by 1e-2), and
+ * PyTorch against itself moves resnet18-small's by up to 10% (tooling/reference/step_goldens.py).
+ * Their cases run at lr 0: the weights stay, the running statistics, queues and losses are compared,
+ * and for resnet18-small the momentum buffers, i.e. the gradients summed over the steps (for
+ * mobilenetv2-small not even those: `noBuffers`). SGD itself is held to 1e-5 by the alexnet-small
+ * cases; the BatchNorm layers' gradients by the students package's layer tests.
  */
-function compareStates(got: Map<string, Float32Array>, want: Map<string, Float32Array>): void {
-  const kind = (name: string) =>
-    name.startsWith('momentum.') ? 'momentum' : name.endsWith('running_mean') ? 'running_mean' : null;
-  const scales = new Map<string, number>();
-  for (const [name, w] of want) {
-    const k = kind(name);
-    if (k) for (const v of w) scales.set(k, Math.max(scales.get(k) ?? 0, Math.abs(v)));
-  }
-  for (const [name, w] of want) {
-    const g = got.get(name)!;
-    expect(g, name).toBeDefined();
-    const k = kind(name);
-    if (k) {
-      let worst = 0;
-      for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(g[i]! - w[i]!));
-      expect(worst / scales.get(k)!, `${name}: max difference / largest ${k} entry`).toBeLessThanOrEqual(RTOL);
-    } else {
-      expectClose(g, w, { rtol: RTOL, what: name });
-    }
-  }
-}
-
-/**
- * `chaotic`: mobilenetv2-small at its initialisation is so ill-conditioned that no two float32
- * computations of its training agree: TensorFlow.js against itself, with a 1e-6 change of some
- * pixels, moves the first layer's weights after 3 steps by 0.87 of their scale (its gradients
- * alone by 1e-2). Its cases run at lr 0 (weights stay, the momentum buffers take the gradients)
- * and compare what is well-conditioned: the losses, the running statistics and the queues; its
- * layers' gradients are held to tfjs's in the students package's layer tests (InvertedResidual,
- * depthwise ConvBN with ReLU6).
- */
-const cases: { method: Method; arch: string; side: number; channels: number; width: number; chaotic?: boolean }[] = [
+const cases: {
+  method: Method;
+  arch: string;
+  side: number;
+  channels: number;
+  width: number;
+  lr0?: boolean;
+  noBuffers?: boolean;
+}[] = [
   { method: 'momentum', arch: 'alexnet-small', side: 16, channels: 1, width: 0.125 },
-  { method: 'no-momentum', arch: 'resnet18-small', side: 16, channels: 3, width: 0.125 },
-  { method: 'one-queue', arch: 'mobilenetv2-small', side: 16, channels: 3, width: 0.5, chaotic: true },
+  { method: 'no-momentum', arch: 'resnet18-small', side: 16, channels: 3, width: 0.125, lr0: true },
+  {
+    method: 'one-queue',
+    arch: 'mobilenetv2-small',
+    side: 16,
+    channels: 3,
+    width: 0.5,
+    lr0: true,
+    noBuffers: true,
+  },
   { method: 'reg', arch: 'alexnet-small', side: 16, channels: 1, width: 0.125 },
-  { method: 'reg-bn', arch: 'resnet18-small', side: 16, channels: 1, width: 0.125 },
+  { method: 'reg-bn', arch: 'resnet18-small', side: 16, channels: 1, width: 0.125, lr0: true },
   { method: 'cc', arch: 'alexnet-small', side: 16, channels: 1, width: 0.125 },
-  { method: 'supervised', arch: 'mobilenetv2-small', side: 16, channels: 1, width: 0.5, chaotic: true },
+  {
+    method: 'supervised',
+    arch: 'mobilenetv2-small',
+    side: 16,
+    channels: 1,
+    width: 0.5,
+    lr0: true,
+    noBuffers: true,
+  },
 ];
 
 describe('OnnxEngine', () => {
   beforeAll(async () => {
-    await selectBackend({ log: () => {}, ...(process.env.TEST_BACKEND ? { backend: process.env.TEST_BACKEND as 'cpu' } : {}), ...(process.env.TEST_KERNELS ? { kernels: process.env.TEST_KERNELS as 'wasm' } : {}) });
+    await selectBackend({
+      log: () => {},
+      ...(process.env.TEST_BACKEND ? { backend: process.env.TEST_BACKEND as 'cpu' } : {}),
+      ...(process.env.TEST_KERNELS ? { kernels: process.env.TEST_KERNELS as 'wasm' } : {}),
+    });
   });
 
   for (const c of cases) {
@@ -144,13 +149,14 @@ describe('OnnxEngine', () => {
       const steps = batches(3, c.side, c.channels);
       const s1 = make();
       const tfjs = new TfjsEngine(s1, engineOptions(c.method, s1));
-      const lrs = c.chaotic ? [0, 0, 0] : [0.05, 0.05, 0.01];
+      const lrs = c.lr0 ? [0, 0, 0] : [0.05, 0.05, 0.01];
       const want = await run(tfjs, steps, lrs);
       const s2 = make();
       const onnx = OnnxEngine.create(s2, { ...engineOptions(c.method, s2), threads: 1 });
       const got = await run(onnx, steps, lrs);
-      if (c.chaotic) for (const name of [...want.keys()].filter((n) => n.startsWith('momentum.'))) want.delete(name);
-      if (!c.chaotic) expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+      if (c.noBuffers)
+        for (const name of [...want.keys()].filter((n) => n.startsWith('momentum.'))) want.delete(name);
+      if (!c.noBuffers) expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
       compareStates(got, want);
       tfjs.dispose();
       onnx.dispose();

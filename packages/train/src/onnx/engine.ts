@@ -9,13 +9,25 @@ import {
   type OrtNativeTensor,
   requireOnnxRuntimeNative,
 } from '@compress/onnx';
-import { buildStepGraph, nextName, type StateVariable, type StepGraph, type Student } from '@compress/students';
+import {
+  buildStepGraph,
+  nextName,
+  type StateVariable,
+  type StepGraph,
+  type Student,
+} from '@compress/students';
 import * as tf from '@tensorflow/tfjs-core';
-import { type EngineStepResult, type StepEngine, type StepPosition, TfjsEngine, type TfjsEngineOptions } from '../engine.js';
+import {
+  type EngineStepResult,
+  type StepEngine,
+  type StepPosition,
+  TfjsEngine,
+  type TfjsEngineOptions,
+} from '../engine.js';
 import { ClassifierObjective, CompressObjective, RegObjective } from '../objective.js';
 import {
-  objectiveGraph,
   ONEHOT,
+  objectiveGraph,
   STUDENT_QUEUE,
   STUDENT_ROWS,
   TEACHER,

@@ -93,11 +93,7 @@ function compress(b: ObjectiveBuilder, o: ObjectiveGraphOptions): ObjectiveParts
   const dhv = t.op('Div', [t.op('Sub', [g, t.op('Mul', [sumRows(t, t.op('Mul', [g, sn])), sn])]), norms]);
   const back = hd ? hd.backward(dhv) : { dx: dhv, grads: {} };
   const studentRows =
-    o.method === 'momentum'
-      ? normalize(t, b.keyFeatures!.name).unit
-      : o.method === 'no-momentum'
-        ? sn
-        : null;
+    o.method === 'momentum' ? normalize(t, b.keyFeatures!.name).unit : o.method === 'no-momentum' ? sn : null;
   return {
     loss,
     dfeatures: back.dx,
