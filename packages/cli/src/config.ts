@@ -95,6 +95,11 @@ export const configSchema = z
         gamma: z.number().positive(),
         /** Stop after this many steps in all (budgets); unset: all epochs. */
         maxSteps: z.number().int().positive().optional(),
+        /**
+         * `reproduce`: the baselines (supervised, CC, Reg, Reg-BN) stop after this many steps
+         * (quick budgets, where they converge sooner than the CompRess variants); unset: maxSteps.
+         */
+        baselineMaxSteps: z.number().int().positive().optional(),
       })
       .strict(),
     augment: z

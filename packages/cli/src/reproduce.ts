@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { type Teacher, writeFileAtomic } from '@compress/core';
-import { barChartPng, type EvaluationReport, lineChartPng } from '@compress/eval';
+import { barChartPng, type EvaluationReport, lineChartPng, trainingCurvesPng } from '@compress/eval';
 import { RunDir } from '@compress/train';
 import type { Config, Method } from './config.js';
+import { readCurves } from './curves.js';
 import { type EvalSource, evaluateSource } from './evaluate.js';
 import type { Reporter } from './progress.js';
 import { openSplits, openTeacher, type Splits } from './resources.js';
@@ -14,6 +15,8 @@ export interface TableRow {
   linear: number | null;
   nn: number | null;
   ca: number | null;
+  /** Training steps of the row's student (null: nothing trained). */
+  steps?: number | null;
 }
 
 export interface ReproduceResult {
@@ -68,6 +71,16 @@ export interface ReproduceOptions {
 /** The training methods of the reproduction, in table order. */
 const trained: Method[] = ['supervised', 'cc', 'reg', 'reg-bn', 'no-momentum', 'momentum', 'one-queue'];
 
+const baselines: Method[] = ['supervised', 'cc', 'reg', 'reg-bn'];
+
+/** A row's config: the baselines stop at `optim.baselineMaxSteps` where the budget sets it. */
+function methodConfig(config: Config, method: Method): Config {
+  const { baselineMaxSteps, ...optim } = config.optim;
+  const maxSteps =
+    baselines.includes(method) && baselineMaxSteps !== undefined ? baselineMaxSteps : optim.maxSteps;
+  return { ...config, method, optim: maxSteps === undefined ? optim : { ...optim, maxSteps } };
+}
+
 /** Markdown of the results table. */
 export function tableMarkdown(result: ReproduceResult, config: Config): string {
   const f = (x: number | null) => (x === null ? '—' : x.toFixed(1));
@@ -76,15 +89,17 @@ export function tableMarkdown(result: ReproduceResult, config: Config): string {
     `# CompRess reproduction: ${result.preset} (${result.budget} budget)`,
     '',
     `Student ${student}; teacher ${config.teacher.source}; K = ${config.loss.queueSize}, T = ${config.loss.temperature}; ` +
-      `${config.optim.epochs} epoch(s)${config.optim.maxSteps ? `, at most ${config.optim.maxSteps} steps` : ''} of batch ${config.optim.batchSize}` +
+      `${config.optim.epochs} epoch(s)${config.optim.maxSteps ? `, at most ${config.optim.maxSteps} steps` : ''}${config.optim.baselineMaxSteps ? ` (baselines ${config.optim.baselineMaxSteps})` : ''} of batch ${config.optim.batchSize}` +
       `${config.data.trainSubset ? ` on ${config.data.trainSubset} training images` : ''}; seed ${result.seed}; wall time ${(result.wallSeconds / 60).toFixed(1)} min.`,
     '',
     "Top-1 accuracy (%) on the test split, the columns of the paper's Table 1: Linear = linear probe on frozen features,",
     'NN = 1-nearest-neighbour (cosine), CA = cluster alignment (k-means with k = classes, Hungarian mapping).',
     '',
-    '| method | Linear | NN | CA |',
-    '|---|---:|---:|---:|',
-    ...result.rows.map((r) => `| ${labels[r.method]} | ${f(r.linear)} | ${f(r.nn)} | ${f(r.ca)} |`),
+    '| method | Linear | NN | CA | steps |',
+    '|---|---:|---:|---:|---:|',
+    ...result.rows.map(
+      (r) => `| ${labels[r.method]} | ${f(r.linear)} | ${f(r.nn)} | ${f(r.ca)} | ${r.steps ?? '—'} |`,
+    ),
   ];
   if (result.ablations) {
     lines.push('', '## Ablations (momentum variant, 1-NN %)', '', '| T | NN |', '|---:|---:|');
@@ -122,7 +137,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   const run = await RunDir.open(options.out);
   await run.writeJson('config.json', config);
   const splits: Splits = await openSplits(config);
-  const teacher: Teacher = await openTeacher(config, splits.train, reporter.info);
+  const teacher: Teacher = await openTeacher(config, splits.train, reporter.info, { takesTurns: true });
   const rows: TableRow[] = [];
   const summary = (method: TableRow['method'], r: { summary: EvaluationReport['summary'] }): TableRow => ({
     method,
@@ -175,9 +190,12 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       return result;
     };
     for (const method of trained) {
-      const result = await trainRun(method, { ...config, method });
+      const result = await trainRun(method, methodConfig(config, method));
       if (!result) throw new StoppedError();
-      rows.push(summary(method, await evaluate(method, { kind: 'student', checkpoint: result.checkpoint })));
+      rows.push({
+        ...summary(method, await evaluate(method, { kind: 'student', checkpoint: result.checkpoint })),
+        steps: result.steps,
+      });
     }
     const result: ReproduceResult = {
       rows,
@@ -192,7 +210,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
         if (!r) throw new StoppedError();
         return (await evaluate(name, { kind: 'student', checkpoint: r.checkpoint }, ['knn'])).summary.nn;
       };
-      const base = { ...config, method: 'momentum' as const };
+      const base = methodConfig(config, 'momentum');
       const momentumNn = rows.find((r) => r.method === 'momentum')?.nn ?? null;
       const temperature = [];
       for (const t of [0.02, 0.04, 0.07, 0.1, 1.0]) {
@@ -239,6 +257,29 @@ export class StoppedError extends Error {
 
 async function writeResults(run: RunDir, result: ReproduceResult, config: Config): Promise<void> {
   await run.writeJson(join('results', 'table.json'), result);
+  // every trained row's curves: the CompRess losses (one scale) and every k-NN monitor
+  const curves = await Promise.all(
+    trained.map(async (m) => ({ ...(await readCurves(await RunDir.open(run.file('runs', m)))), method: m })),
+  );
+  const png = await trainingCurvesPng(
+    [
+      {
+        title: 'CompRess loss (KL)',
+        yLabel: 'loss',
+        curves: curves
+          .filter((c) => !baselines.includes(c.method))
+          .map((c) => ({ name: labels[c.method], points: c.loss })),
+      },
+      {
+        title: 'k-NN monitor (held-out images)',
+        yLabel: '1-NN top-1 (%)',
+        curves: curves.map((c) => ({ name: labels[c.method], points: c.knn })),
+        markers: true,
+      },
+    ],
+    { title: `training curves on ${result.preset} (${result.budget})`, xLabel: 'step' },
+  );
+  if (png) await writeFileAtomic(run.file('results', 'training-curves.png'), png);
   await writeFileAtomic(run.file('results', 'table.md'), tableMarkdown(result, config));
   const cats = result.rows.map((r) => labels[r.method].replace(/ \(.*\)$/, ''));
   await writeFileAtomic(

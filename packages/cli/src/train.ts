@@ -7,6 +7,7 @@ import {
   train as trainStudent,
 } from '@compress/train';
 import type { Config } from './config.js';
+import { writeTrainingCurves } from './curves.js';
 import type { Reporter } from './progress.js';
 import { evalTransform, openSplits, openTeacher, type Splits, trainTransform } from './resources.js';
 
@@ -95,7 +96,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       pseudoLabels = await clusterPseudoLabels(config, splits, teacher!, reporter);
     const view = evalTransform(config, splits.train);
     const { checkpointEvery, logEvery, monitorEvery, monitorSize } = config.schedule;
-    const { maxSteps, ...optim } = config.optim;
+    const { maxSteps, baselineMaxSteps: _baselines, ...optim } = config.optim;
     trained = await trainStudent({
       dataset: splits.train,
       teacher,
@@ -150,5 +151,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     finalLoss: trained.finalLoss,
   };
   await run.dir.metric({ event: result.stopped ? 'stopped' : 'done', ...result });
+  await writeTrainingCurves(run.dir);
   return result;
 }

@@ -5,6 +5,7 @@ export {
   type ClusterAlignmentResult,
   clusterAlignment,
 } from './alignment.js';
+export { type Curve, type CurvePanel, trainingCurvesPng } from './curves.js';
 export {
   datasetBatches,
   type ExtractedFeatures,

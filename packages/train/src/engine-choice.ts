@@ -38,7 +38,7 @@ export function createEngine(
     try {
       const engine = OnnxEngine.create(student, { ...rest, threads });
       log(
-        `step engine: onnxruntime, one graph per step (${threads === 0 ? 'one thread per core' : `${threads} threads`})`,
+        `step engine: onnxruntime, one graph per step (${threads === 0 ? 'one thread per core' : threads === 1 ? '1 thread' : `${threads} threads`})`,
       );
       return engine;
     } catch (error) {

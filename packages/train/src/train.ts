@@ -8,6 +8,8 @@ export interface TrainResult {
   /** The student file of the last checkpoint ('' without a run directory). */
   checkpoint: string;
   steps: number;
+  /** The engine that ran the steps. */
+  engine: 'tfjs' | 'onnxruntime';
   stopped: boolean;
   seconds: number;
   imagesPerSecond: number;
@@ -89,6 +91,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     student: trainer.student,
     checkpoint: trainer.checkpoint,
     steps: trainer.position.globalStep,
+    engine: trainer.engine.name,
     stopped,
     seconds: (performance.now() - started) / 1000,
     imagesPerSecond: trainer.imagesPerSecond,
