@@ -104,6 +104,8 @@ do {
 } while (performance.now() - t0 < minSeconds * 1000);
 const seconds = (performance.now() - t0) / 1000;
 const runMs = onnx ? (engine.runSeconds - runBefore) * 1000 : null;
+// the training's peak memory, before the profiled engine below adds its own
+const peakRssMB = process.resourceUsage().maxRSS / 1024;
 
 // where onnxruntime's time goes, by part of the graph: a profile of a few more steps on an engine
 // of its own (profiling slows every node a little; its shares are applied to the measured time)
@@ -156,7 +158,7 @@ const out = {
   engineMs: ms(engineMs),
   graphMs: ms(runMs),
   otherMs: ms(seconds * 1000 - teacherMs - engineMs),
-  peakRssMB: process.resourceUsage().maxRSS / 1024,
+  peakRssMB,
   /** Shares of the step graph's node time by part (input, key, forward, objective, backward, update). */
   parts,
   /** Floating-point operations of one step graph run (convolutions and matrix products), in GFLOP. */

@@ -113,6 +113,8 @@ export class OnnxEngine implements StepEngine {
         user: USER,
         // the teacher, the loader and the queues' writes take turns with the step on the same cores
         spinning: false,
+        // a planned block for all intermediates is twice the live peak here, and slower
+        memoryPattern: false,
         ...(options.profile ? { profile: options.profile } : {}),
       });
       this.slots = this.graph.state.map((variable) => this.slot(variable, student));
