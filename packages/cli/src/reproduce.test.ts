@@ -5,7 +5,13 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { presetConfig } from './presets.js';
 import type { Reporter } from './progress.js';
-import { type ReproduceResult, reproduce, tableOrder } from './reproduce.js';
+import {
+  ablationConfig,
+  ablationQueueSizes,
+  type ReproduceResult,
+  reproduce,
+  tableOrder,
+} from './reproduce.js';
 
 const silent: Reporter = { info: () => {}, progress: () => {}, done: () => {} };
 
@@ -24,7 +30,7 @@ describe('reproduce', () => {
     config.teacher.source = teacher;
     config.student = { ...config.student, arch: 'alexnet-small', width: 0.125 };
     config.loss = { ...config.loss, queueSize: 32, ccClusters: 6 };
-    config.optim = { ...config.optim, batchSize: 32, maxSteps: 2 };
+    config.optim = { ...config.optim, batchSize: 32, maxSteps: 2, baselineMaxSteps: 1 };
     config.eval = { ...config.eval, linearEpochs: 2, linearMilestones: [1] };
     config.schedule.monitorSize = 0;
     const out = join(dir, 'run');
@@ -43,7 +49,21 @@ describe('reproduce', () => {
     expect(json).toMatchObject({ preset: 'fashion-mnist', budget: 'quick', seed: 0 });
     expect(json.rows).toEqual(result.rows);
     const md = await readFile(join(out, 'results', 'table.md'), 'utf8');
-    expect(md).toMatch(/\| method \| Linear \| NN \| CA \|/);
+    expect(md).toMatch(/\| method \| Linear \| NN \| CA \| steps \|/);
+    // the baselines stop at baselineMaxSteps, the CompRess variants at maxSteps
+    expect(Object.fromEntries(result.rows.map((r) => [r.method, r.steps ?? null]))).toMatchObject({
+      teacher: null,
+      supervised: 1,
+      'reg-bn': 1,
+      momentum: 2,
+      'one-queue': 2,
+    });
+    for (const png of [
+      join(out, 'results', 'training-curves.png'),
+      join(out, 'runs', 'momentum', 'training-curves.png'),
+    ]) {
+      expect((await sharp(png).metadata()).format).toBe('png');
+    }
     expect(md).toMatch(/\| CompRess, momentum \(Ours-2q\) \|/);
     expect((await sharp(join(out, 'results', 'table.png')).metadata()).format).toBe('png');
     expect((await sharp(join(out, 'eval', 'momentum', 'confusion.png')).metadata()).format).toBe('png');
@@ -55,4 +75,22 @@ describe('reproduce', () => {
     expect(again.rows).toEqual(result.rows);
     expect(said.filter((m) => /^(training|evaluating) /.test(m))).toEqual([]);
   }, 300_000);
+});
+
+describe('the ablations budget', () => {
+  it('queue sizes: powers of 4 from 256 and the largest power of two below the training images', () => {
+    expect(ablationQueueSizes(20000)).toEqual([256, 1024, 4096, 16384]);
+    expect(ablationQueueSizes(60000)).toEqual([256, 1024, 4096, 16384, 32768]);
+    expect(ablationQueueSizes(300)).toEqual([256]);
+  });
+
+  it('every point is the momentum variant at 500 steps of batch 128 on at most 20000 images, whatever the budget', () => {
+    const a = ablationConfig(presetConfig('fashion-mnist', 'full', 'supervised'));
+    expect([a.method, a.optim.maxSteps, a.optim.batchSize, a.data.trainSubset]).toEqual([
+      'momentum',
+      500,
+      128,
+      20000,
+    ]);
+  });
 });
