@@ -144,8 +144,9 @@ export function tableMarkdown(result: ReproduceResult, config: Config): string {
   if (result.budget === 'quick') {
     lines.push(
       '',
-      '_Quick budget: a few minutes of training per row on a 2-core CPU, evaluations on subsets — it shows the ' +
-        'pipeline end to end, not the converged numbers; `--budget full` is the reproduction._',
+      `_Quick budget: about a minute of training per row on a 2-core CPU (${config.optim.maxSteps} steps per CompRess variant, ${config.optim.baselineMaxSteps ?? config.optim.maxSteps} per ` +
+        'baseline), evaluations on subsets — enough for the method to show on cluster alignment, not the converged ' +
+        'numbers; `--budget full` is the reproduction._',
     );
   }
   return `${lines.join('\n')}\n`;

@@ -31,6 +31,10 @@ export async function trainingCurvesPng(
   const w = 560;
   const h = 200;
   const gap = 70;
+  // a legend column right of the plots when a panel has several curves
+  const legend = panels.some((p) => p.curves.length > 1)
+    ? 40 + 6.5 * Math.max(...panels.flatMap((p) => p.curves.map((c) => c.name.length)))
+    : 0;
   let top = options.title ? 50 : 20;
   const X = (x: number) => left + ((x - xlo) / (xhi - xlo || 1)) * w;
   const parts: string[] = [];
@@ -65,12 +69,12 @@ export async function trainingCurvesPng(
         for (const [x, y] of c.points)
           parts.push(`<circle cx="${X(x)}" cy="${Y(y)}" r="3.5" fill="${colour}"/>`);
       }
-      if (panel.curves.length > 1) {
+      if (legend > 0) {
         parts.push(
-          `<rect x="${left + w - 150}" y="${top + 8 + i * 16}" width="10" height="10" fill="${colour}"/>`,
+          `<rect x="${left + w + 16}" y="${top + 4 + i * 16}" width="10" height="10" fill="${colour}"/>`,
         );
         parts.push(
-          `<text x="${left + w - 136}" y="${top + 17 + i * 16}" font-size="11">${esc(c.name)}</text>`,
+          `<text x="${left + w + 30}" y="${top + 13 + i * 16}" font-size="11">${esc(c.name)}</text>`,
         );
       }
     });
@@ -81,5 +85,5 @@ export async function trainingCurvesPng(
     parts.push(
       `<text x="${left + w / 2}" y="${bottom - 6}" font-size="12" text-anchor="middle">${esc(options.xLabel)}</text>`,
     );
-  return svgToPng(svgDoc(left + w + 30, bottom + 10, parts.join('')));
+  return svgToPng(svgDoc(left + w + 30 + legend, bottom + 10, parts.join('')));
 }
