@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type Teacher, writeFileAtomic } from '@compress/core';
+import { CompressError, type Teacher, writeFileAtomic } from '@compress/core';
 import { barChartPng, type EvaluationReport, lineChartPng, trainingCurvesPng } from '@compress/eval';
 import { RunDir } from '@compress/train';
 import type { Config, Method } from './config.js';
@@ -137,9 +137,11 @@ export function tableMarkdown(result: ReproduceResult, config: Config): string {
       '| T | NN |',
       '|---:|---:|',
     );
-    for (const a of result.ablations.temperature) lines.push(`| ${a.value} | ${f(a.nn)} |`);
+    for (const a of result.ablations.temperature)
+      lines.push(`| ${a.value} | ${a.nn === null ? 'diverged' : f(a.nn)} |`);
     lines.push('', '| K | NN |', '|---:|---:|');
-    for (const a of result.ablations.queueSize) lines.push(`| ${a.value} | ${f(a.nn)} |`);
+    for (const a of result.ablations.queueSize)
+      lines.push(`| ${a.value} | ${a.nn === null ? 'diverged' : f(a.nn)} |`);
   }
   if (result.budget === 'quick') {
     lines.push(
@@ -240,8 +242,16 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       wallSeconds: 0,
     };
     if (options.ablations) {
-      const nnOf = async (name: string, cfg: Config) => {
-        const r = await trainRun(name, cfg);
+      // a point whose training diverges (a temperature too small) is a result, not a failure
+      const nnOf = async (name: string, cfg: Config): Promise<number | null> => {
+        let r: TrainResult | null;
+        try {
+          r = await trainRun(name, cfg);
+        } catch (error) {
+          if (!(error instanceof CompressError && error.code === 'NON_FINITE')) throw error;
+          reporter.info(`${name}: ${error.message}; its point is left empty`);
+          return null;
+        }
         if (!r) throw new StoppedError();
         return (await evaluate(name, { kind: 'student', checkpoint: r.checkpoint }, ['knn'])).summary.nn;
       };

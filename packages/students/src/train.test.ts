@@ -19,7 +19,10 @@ describe('trainStep', () => {
     );
     const target = tf.randomNormal([4, 8], 0, 1, 'float32', 2);
     const x = preprocess(student, randomImageBatch(4, [16, 16, 1], 3));
-    const optimizer = new SGD({ lr: 0.05 });
+    // a small lr: at 0.05 this BatchNorm student's loss oscillates from step to step, and where it
+    // ends after 5 steps depends on float rounding (training from the initialisation is
+    // ill-conditioned, see @compress/train's engine tests)
+    const optimizer = new SGD({ lr: 0.01 });
     const loss = () => tf.mean(tf.square(tf.sub(tf.matMul(student.features(x), head), target))) as tf.Scalar;
     const headBefore = head.dataSync().slice();
     const losses = [trainStep(student, loss, { optimizer, extraVariables: [head] }).loss];

@@ -195,9 +195,14 @@ describe('buildGradGraph (onnxruntime) against TensorFlow.js gradients', () => {
     expect(student.spec.channels).toBe(1);
     const worst = await compare(student, [8, 28, 28, 1]);
     expect(worst).toBeLessThanOrEqual(RTOL);
+    student.dispose();
+  }, 120_000);
+
+  it("alexnet-small on onnxruntime's NCHWc kernels: the same within 1e-4", async () => {
+    const student = createStudent('alexnet-small', { seed: 3, width: 0.25 });
     expect(await compare(student, [8, 28, 28, 1], 1, nchwcBlock())).toBeLessThanOrEqual(RTOL);
     student.dispose();
-  });
+  }, 120_000);
 
   it('refuses a layer kind it does not know, naming the layer', () => {
     class Square extends Module {
