@@ -73,6 +73,8 @@ describe('reproduce', () => {
     const listening: Reporter = { ...silent, info: (m) => said.push(m) };
     const again = await reproduce({ config, out, reporter: listening });
     expect(again.rows).toEqual(result.rows);
+    // its wall time adds to the first sitting's
+    expect(again.wallSeconds).toBeGreaterThanOrEqual(result.wallSeconds);
     expect(said.filter((m) => /^(training|evaluating) /.test(m))).toEqual([]);
   }, 300_000);
 });

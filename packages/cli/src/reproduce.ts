@@ -24,6 +24,7 @@ export interface ReproduceResult {
   preset: string;
   budget: string;
   seed: number;
+  /** Wall time of the run, summed over its sittings when it was resumed. */
   wallSeconds: number;
   /** Present with --ablations: 1-NN accuracy (%) of the momentum variant against T and K. */
   ablations?: {
@@ -172,6 +173,11 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   const { config, reporter } = options;
   const started = performance.now();
   const run = await RunDir.open(options.out);
+  // wall time over all the sittings of a resumed run: the earlier ones counted to their last
+  // finished piece (wall.json), this one to now
+  const earlier = (await run.readJson<{ seconds: number }>('wall.json'))?.seconds ?? 0;
+  const wall = () => earlier + (performance.now() - started) / 1000;
+  const pieceDone = () => run.writeJson('wall.json', { seconds: wall() });
   await run.writeJson('config.json', config);
   const splits: Splits = await openSplits(config);
   const teacher: Teacher = await openTeacher(config, splits.train, reporter.info, { takesTurns: true });
@@ -196,6 +202,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
         reporter,
         ...(protocols ? { protocols } : {}),
       });
+      await pieceDone();
       return { summary: r.summary, seconds: r.seconds };
     });
   try {
@@ -224,6 +231,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       });
       if (result.stopped) return null;
       await run.writeJson(join('runs', name, 'train-result.json'), result);
+      await pieceDone();
       return result;
     };
     for (const method of trained) {
@@ -274,7 +282,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       }
       result.ablations = { temperature, queueSize };
     }
-    result.wallSeconds = (performance.now() - started) / 1000;
+    result.wallSeconds = wall();
+    await pieceDone();
     await writeResults(run, result, config);
     return result;
   } finally {
