@@ -59,3 +59,19 @@ export function batchNormTrain(
   });
   return { y: out, runningMean, runningVar };
 }
+
+/**
+ * nn.BatchNorm2d in eval mode: y = γ·(x − running_mean)/√(running_var + eps) + β, the running
+ * statistics read and left as they are. Backward: dx = dy·γ/√(var + eps), dγ = Σ dy·x̂, dβ = Σ dy.
+ */
+export function batchNormEval(t: Tape, o: Omit<BatchNormTrainParts, 'momentum'>): Value {
+  const { x, eps } = o;
+  const invStd = t.op('Reciprocal', [t.op('Sqrt', [t.op('Add', [o.runningVar.name, t.scalar(eps)])])]);
+  const xhat = t.op('Mul', [t.op('Sub', [x.name, o.runningMean.name]), invStd]);
+  const y = t.op('Add', [t.op('Mul', [xhat, o.gamma.name]), o.beta.name]);
+  return t.record([x, o.gamma, o.beta], y, x.shape, (dy, want) => [
+    want[0] ? t.op('Mul', [dy, t.op('Mul', [o.gamma.name, invStd])]) : null,
+    t.sumLeading(t.op('Mul', [dy, xhat]), x.shape),
+    t.sumLeading(dy, x.shape),
+  ]);
+}

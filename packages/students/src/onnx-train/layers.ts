@@ -12,7 +12,7 @@ import { Conv2d } from '../nn/conv.js';
 import { Flatten, GlobalAvgPool, Linear, MaxPool2d } from '../nn/layers.js';
 import { Chain, type Module } from '../nn/module.js';
 import { add, addRelu, relu, relu6 } from './activation.js';
-import { batchNormTrain } from './batchnorm.js';
+import { batchNormEval, batchNormTrain } from './batchnorm.js';
 import { conv2d } from './conv.js';
 import { linear } from './dense.js';
 import { avgPool, flatten, globalAvgPool, maxPool } from './pool.js';
@@ -40,7 +40,21 @@ function activation(ctx: LayerContext, x: Value, a: Activation): Value {
 }
 
 function batchNorm(ctx: LayerContext, bn: BatchNorm2d, x: Value, path: string): Value {
-  if (!bn.training) throw unsupported(path, bn, 'is in eval mode; only train-mode BatchNorm is supported');
+  if (!bn.training) {
+    // eval mode: the running statistics normalise, and stay as they are
+    const runningMean = ctx.variable(bn.runningMean);
+    const runningVar = ctx.variable(bn.runningVar);
+    ctx.update(bn.runningMean, runningMean.name);
+    ctx.update(bn.runningVar, runningVar.name);
+    return batchNormEval(ctx.tape, {
+      x,
+      gamma: ctx.variable(bn.weight),
+      beta: ctx.variable(bn.bias),
+      runningMean,
+      runningVar,
+      eps: bn.eps,
+    });
+  }
   const perChannel = x.shape.reduce((a, b) => a * b, 1) / bn.channels;
   if (perChannel < 2)
     throw unsupported(path, bn, `needs more than 1 value per channel, found shape [${x.shape}]`);
