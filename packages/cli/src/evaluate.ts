@@ -218,7 +218,7 @@ export async function evaluateKnnShards(options: ShardedKnnOptions): Promise<Eva
     name: options.name,
     knn1,
     knn20,
-    summary: { nn: pct(knn1.top1), knn20: pct(knn20.top1), linear: null, ca: null },
+    summary: { nn: pct(knn1.top1), knn20: pct(knn20.top1), linear: null, ca: null, caSd: null },
     seconds,
     files: [],
   };

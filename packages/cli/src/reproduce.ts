@@ -14,7 +14,9 @@ export interface TableRow {
   method: 'raw-pixels' | 'teacher' | 'random-init' | Method;
   linear: number | null;
   nn: number | null;
+  /** Cluster alignment: the mean over the evaluation's k-means seeds, and their standard deviation. */
   ca: number | null;
+  caSd?: number | null;
   /** Training steps of the row's student (null: nothing trained). */
   steps?: number | null;
 }
@@ -121,12 +123,13 @@ export function tableMarkdown(result: ReproduceResult, config: Config): string {
       `${config.data.trainSubset ? ` on ${config.data.trainSubset} training images` : ''}; seed ${result.seed}; wall time ${(result.wallSeconds / 60).toFixed(1)} min.`,
     '',
     "Top-1 accuracy (%) on the test split, the columns of the paper's Table 1: Linear = linear probe on frozen features,",
-    'NN = 1-nearest-neighbour (cosine), CA = cluster alignment (k-means with k = classes, Hungarian mapping).',
+    'NN = 1-nearest-neighbour (cosine), CA = cluster alignment (k-means with k = classes, Hungarian mapping; mean ± sd over k-means seeds).',
     '',
     '| method | Linear | NN | CA | steps |',
     '|---|---:|---:|---:|---:|',
     ...result.rows.map(
-      (r) => `| ${labels[r.method]} | ${f(r.linear)} | ${f(r.nn)} | ${f(r.ca)} | ${r.steps ?? '—'} |`,
+      (r) =>
+        `| ${labels[r.method]} | ${f(r.linear)} | ${f(r.nn)} | ${f(r.ca)}${r.caSd != null ? ` ± ${f(r.caSd)}` : ''} | ${r.steps ?? '—'} |`,
     ),
   ];
   if (result.ablations) {
@@ -187,6 +190,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
     linear: r.summary.linear,
     nn: r.summary.nn,
     ca: r.summary.ca,
+    caSd: r.summary.caSd ?? null,
   });
   const evaluate = (name: string, source: EvalSource, protocols?: ('knn' | 'linear' | 'cluster')[]) =>
     cached(run, join('eval', name, 'summary.json'), async () => {

@@ -18,6 +18,12 @@ export interface EvaluateOptions {
   linear?: LinearProbeOptions;
   /** Seed of k-means and pictures. @default 0 */
   seed?: number;
+  /**
+   * k-means runs of the cluster alignment, seeds `seed`, `seed + 1`, …: the CA column is their
+   * mean (with their standard deviation), since one run varies by several points with its seed.
+   * The pictures and the mapping are the first run's. @default 5
+   */
+  clusterSeeds?: number;
   /** Write Markdown, JSON and PNGs here when given. */
   outDir?: string;
   /** The train dataset, for the cluster montage picture. */
@@ -35,8 +41,19 @@ export interface EvaluationReport {
   knn20?: KnnResult;
   linear?: LinearProbeResult;
   cluster?: ClusterAlignmentResult;
-  /** Percentages for the results table (null where not run). */
-  summary: { nn: number | null; knn20: number | null; linear: number | null; ca: number | null };
+  /** Validation accuracy of every k-means run of the cluster alignment, by seed. */
+  clusterRuns?: { seed: number; valAccuracy: number }[];
+  /**
+   * Percentages for the results table (null where not run): `ca` is the mean over the k-means
+   * runs, `caSd` their sample standard deviation (null for one run).
+   */
+  summary: {
+    nn: number | null;
+    knn20: number | null;
+    linear: number | null;
+    ca: number | null;
+    caSd: number | null;
+  };
   seconds: Record<string, number>;
   files: string[];
 }
@@ -61,7 +78,7 @@ export async function evaluateFeatures(
   };
   const report: EvaluationReport = {
     name: options.name,
-    summary: { nn: null, knn20: null, linear: null, ca: null },
+    summary: { nn: null, knn20: null, linear: null, ca: null, caSd: null },
     seconds,
     files: [],
   };
@@ -74,10 +91,24 @@ export async function evaluateFeatures(
     report.summary.knn20 = pct(report.knn20.top1);
   }
   if (protocols.has('cluster')) {
-    report.cluster = await timed('cluster', () =>
-      clusterAlignment(train, trainLabels, test, testLabels, { seed: options.seed ?? 0 }),
-    );
-    report.summary.ca = pct(report.cluster.valAccuracy);
+    const seed = options.seed ?? 0;
+    const runs = options.clusterSeeds ?? 5;
+    const results = await timed('cluster', async () => {
+      const out: ClusterAlignmentResult[] = [];
+      for (let i = 0; i < runs; i++) {
+        out.push(await clusterAlignment(train, trainLabels, test, testLabels, { seed: seed + i }));
+      }
+      return out;
+    });
+    report.cluster = results[0]!;
+    report.clusterRuns = results.map((r, i) => ({ seed: seed + i, valAccuracy: r.valAccuracy }));
+    const accs = results.map((r) => r.valAccuracy);
+    const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
+    report.summary.ca = pct(mean);
+    report.summary.caSd =
+      accs.length > 1
+        ? pct(Math.sqrt(accs.reduce((a, v) => a + (v - mean) ** 2, 0) / (accs.length - 1)))
+        : null;
   }
   if (protocols.has('linear')) {
     report.linear = await timed('linear', () =>
@@ -114,8 +145,9 @@ function markdown(report: EvaluationReport, classNames?: readonly string[]): str
     );
   }
   if (report.cluster) {
+    const runs = report.clusterRuns?.length ?? 1;
     lines.push(
-      `| cluster alignment (val) | ${f(report.summary.ca)} | — | ${report.seconds.cluster?.toFixed(1)} |`,
+      `| cluster alignment (val${runs > 1 ? `, mean of ${runs} k-means seeds ± ${f(report.summary.caSd)}` : ''}) | ${f(report.summary.ca)} | — | ${report.seconds.cluster?.toFixed(1)} |`,
     );
     lines.push(`| cluster alignment (train) | ${f(pct(report.cluster.trainAccuracy))} | — | |`);
     const c = report.cluster;
@@ -182,6 +214,7 @@ function toJson(report: EvaluationReport): unknown {
       inertia: report.cluster.inertia,
       confusionRows: Array.from(report.cluster.confusionRows),
       confusion: Array.from(report.cluster.confusion),
+      runs: report.clusterRuns,
     },
     files: report.files,
   };
