@@ -9,17 +9,14 @@ function flops(op, inputs, outputs) {
   const w = dims(inputs[1]);
   const y = dims(outputs?.[0]);
   if (!x || !w || !y) return 0;
-  if (op === 'Conv' || op === 'FusedConv' || op === 'ConvTranspose') {
-    // every output (or, for ConvTranspose, input) element takes Cin/group · k·k products with w [O, I/g, kh, kw]
-    const perOutput = op === 'ConvTranspose' ? size(w.slice(1)) : size(w.slice(1));
-    return (
-      2 * (op === 'ConvTranspose' ? size(x) * (w[1] ?? 1) * (w[2] ?? 1) * (w[3] ?? 1) : size(y) * perOutput)
-    );
-  }
+  // w [O, I/g, kh, kw]: each output element of a convolution takes I/g·kh·kw products, each
+  // input element of a ConvTranspose (w [I, O/g, kh, kw]) O/g·kh·kw
+  if (op === 'Conv' || op === 'FusedConv') return 2 * size(y) * size(w.slice(1));
+  if (op === 'ConvTranspose') return 2 * size(x) * size(w.slice(1));
   if (op === 'Gemm' || op === 'MatMul' || op === 'FusedMatMul' || op === 'FusedGemm') {
-    // y [.., M, N] from an inner dimension K: K = size(x) · size(w) / ... : use x's and y's shapes
-    const k = size(x) / (size(y) / y.at(-1));
-    return 2 * size(y) * (Number.isFinite(k) ? k : 0);
+    // y [M, N] from x with M·K entries (either orientation): 2·M·N·K
+    const rows = size(y) / y.at(-1);
+    return 2 * size(y) * (size(x) / rows);
   }
   return 0;
 }

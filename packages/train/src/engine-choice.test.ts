@@ -1,41 +1,19 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, Rng, type Teacher } from '@compress/core';
 import { createStudent, selectBackend } from '@compress/students';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TfjsEngine } from './engine.js';
 import { createEngine } from './engine-choice.js';
+import { projectionTeacher, randomDataset } from './fixtures.test-util.js';
 import { OnnxEngine } from './onnx/engine.js';
 import { paperLoss } from './options.js';
 import { train } from './train.js';
 import type { TrainOptions } from './trainer.js';
 
-/** 64 seeded random 16×16 gray images in 4 classes, and a teacher that projects their pixels. */
-const dataset: Dataset = {
-  name: 'random',
-  length: 64,
-  classes: ['a', 'b', 'c', 'd'],
-  imageShape: [16, 16, 1],
-  fingerprint: 'random-64',
-  get(index) {
-    const rng = new Rng(index);
-    const data = Uint8Array.from({ length: 256 }, () => 1 + Math.floor(rng.next() * 254));
-    return { index, label: index % 4, image: { data, height: 16, width: 16, channels: 1 } };
-  },
-};
-const teacher: Teacher = {
-  dim: 8,
-  async embed(batch) {
-    const [b, h, w] = batch.shape;
-    const data = new Float32Array(b * 8);
-    for (let i = 0; i < b; i++)
-      for (let p = 0; p < h * w; p++)
-        for (let j = 0; j < 8; j++) data[i * 8 + j]! += batch.images[i * h * w + p]! * Math.cos(p * 0.21 + j);
-    return { rows: b, dim: 8, data };
-  },
-  dispose() {},
-};
+const dataset = randomDataset(64);
+const teacher = projectionTeacher((p, j) => Math.cos(p * 0.21 + j));
+
 const options: TrainOptions = {
   dataset,
   teacher,

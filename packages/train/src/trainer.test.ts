@@ -1,38 +1,13 @@
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, type ImageBatch, Rng, type Teacher } from '@compress/core';
 import { describe, expect, it } from 'vitest';
+import { projectionTeacher, randomDataset } from './fixtures.test-util.js';
 import { train } from './train.js';
 import { Trainer, type TrainOptions } from './trainer.js';
 
-/** 96 seeded random 16×16 gray images in 4 classes. */
-const dataset: Dataset = {
-  name: 'random',
-  length: 96,
-  classes: ['a', 'b', 'c', 'd'],
-  imageShape: [16, 16, 1],
-  fingerprint: 'random-96',
-  get(index) {
-    const rng = new Rng(index);
-    const data = Uint8Array.from({ length: 256 }, () => 1 + Math.floor(rng.next() * 254));
-    return { index, label: index % 4, image: { data, height: 16, width: 16, channels: 1 } };
-  },
-};
-
-/** A custom teacher: a fixed projection of the pixels. */
-const teacher: Teacher = {
-  dim: 8,
-  async embed(batch: ImageBatch) {
-    const [b, h, w] = batch.shape;
-    const data = new Float32Array(b * 8);
-    for (let i = 0; i < b; i++)
-      for (let p = 0; p < h * w; p++)
-        for (let j = 0; j < 8; j++) data[i * 8 + j]! += batch.images[i * h * w + p]! * Math.sin(p * 0.37 + j);
-    return { rows: b, dim: 8, data };
-  },
-  dispose() {},
-};
+const dataset = randomDataset(96);
+const teacher = projectionTeacher((p, j) => Math.sin(p * 0.37 + j));
 
 const options: TrainOptions = {
   dataset,

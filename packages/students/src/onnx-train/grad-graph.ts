@@ -4,7 +4,7 @@ import { CompressError } from '@compress/core';
 import { encodeOnnxModel } from '@compress/onnx';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../nn/module.js';
-import { emit } from './layers.js';
+import { emitModule } from './layers.js';
 import { Tape, type Value } from './tape.js';
 
 /** A graph input or output holding one of the module's variables, in tfjs's layout. */
@@ -61,21 +61,7 @@ export function buildGradGraph(
   for (const [name, v] of buffers) byVariable.set(v, tape.input(name, v.shape, false));
   const updates = new Map<tf.Variable, string>();
   const x: Value = { name: 'x', shape: [...inputShape], grad: false };
-  const out = emit(
-    {
-      tape,
-      variable: (v) => {
-        const value = byVariable.get(v);
-        if (value === undefined)
-          throw new Error('training graph: a layer reads a variable outside the module');
-        return value;
-      },
-      update: (v, value) => updates.set(v, value),
-    },
-    module,
-    x,
-    '',
-  );
+  const out = emitModule(tape, module, x, byVariable, updates);
   // features (and the upstream gradient) in the module's own layout: NHWC for maps
   const featureShape = [...out.shape];
   tape.output('features', out.name, featureShape);

@@ -118,3 +118,22 @@ export function emit(ctx: LayerContext, m: Module, x: Value, path: string): Valu
   }
   throw unsupported(path, m, 'is not a layer kind the training graph knows');
 }
+
+/**
+ * Adds a whole module's forward (and records its backward) on `x`, its variables read from
+ * `values`; the new values of its buffers (train-mode running statistics) go into `updates`.
+ */
+export function emitModule(
+  tape: Tape,
+  module: Module,
+  x: Value,
+  values: ReadonlyMap<tf.Variable, Value>,
+  updates: Map<tf.Variable, string>,
+): Value {
+  const variable = (v: tf.Variable): Value => {
+    const value = values.get(v);
+    if (value === undefined) throw new Error('training graph: a layer reads a variable outside the module');
+    return value;
+  };
+  return emit({ tape, variable, update: (v, value) => updates.set(v, value) }, module, x, '');
+}

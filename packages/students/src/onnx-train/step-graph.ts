@@ -10,7 +10,7 @@ import { encodeOnnxModel, FLOAT, INT64 } from '@compress/onnx';
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Student } from '../models/student.js';
 import { nextName, OPSET } from './grad-graph.js';
-import { emit } from './layers.js';
+import { emitModule } from './layers.js';
 import { Tape, type Value } from './tape.js';
 
 export { Tape, type Value } from './tape.js';
@@ -132,21 +132,7 @@ export function buildStepGraph(student: Student, options: StepGraphOptions): Ste
   for (const [name, v] of parameters) values.set(v, declare(name, v.shape, 'parameter', true));
   for (const [name, v] of buffers) values.set(v, declare(name, v.shape, 'buffer', false));
   const forward = (vars: Map<tf.Variable, Value>, updates: Map<tf.Variable, string>): Value =>
-    emit(
-      {
-        tape,
-        variable: (v) => {
-          const value = vars.get(v);
-          if (value === undefined)
-            throw new Error('step graph: a layer reads a variable outside the student');
-          return value;
-        },
-        update: (v, value) => updates.set(v, value),
-      },
-      student,
-      x,
-      '',
-    );
+    emitModule(tape, student, x, vars, updates);
 
   // the key encoder: EMA of the student's parameters (before this step's update), its own buffers
   let keyFeatures: Value | null = null;

@@ -44,6 +44,12 @@ export interface OnnxEngineOptions extends TfjsEngineOptions {
 
 const USER = "training engine 'onnxruntime'";
 
+/** The feeds and fetches of the state for one parity (which buffer set is read). */
+interface StateIo {
+  feeds: Record<string, OrtNativeTensor>;
+  fetches: Record<string, OrtNativeTensor | null>;
+}
+
 /** One piece of state, twice: the step reads `buffers[current]` and writes the other. */
 interface Slot {
   variable: StateVariable;
@@ -75,6 +81,7 @@ export class OnnxEngine implements StepEngine {
   private readonly graph: StepGraph;
   private readonly session: OrtNativeSession;
   private readonly slots: Slot[];
+  private readonly stateIo: [StateIo, StateIo];
   private current: 0 | 1 = 0;
   private readonly batch: number;
   private onehot: Float32Array | null = null;
@@ -117,7 +124,19 @@ export class OnnxEngine implements StepEngine {
         memoryPattern: false,
         ...(options.profile ? { profile: options.profile } : {}),
       });
-      this.slots = this.graph.state.map((variable) => this.slot(variable, student));
+      const find = this.variableLookup(student);
+      this.slots = this.graph.state.map((variable) => this.slot(variable, find));
+      // the state's feeds and fetches for each parity, built once: a step only adds its batch
+      this.stateIo = ([0, 1] as const).map((read) => {
+        const feeds: Record<string, OrtNativeTensor> = {};
+        const fetches: Record<string, OrtNativeTensor | null> = {};
+        for (const o of this.graph.outputs) fetches[o.name] = null;
+        for (const s of this.slots) {
+          feeds[s.variable.name] = s.tensors[read];
+          fetches[nextName(s.variable.name)] = s.tensors[1 - read]!;
+        }
+        return { feeds, fetches };
+      }) as [StateIo, StateIo];
       this.readHost();
     } catch (error) {
       this.host.dispose();
@@ -135,7 +154,18 @@ export class OnnxEngine implements StepEngine {
   }
 
   /** The host variable of a state input (its checkpoint form). */
-  private slot(variable: StateVariable, student: Student): Slot {
+  /** The TensorFlow.js variable behind a state name: the student's, the key encoder's (`key.`), the objective's. */
+  private variableLookup(student: Student): (name: string) => tf.Variable | undefined {
+    const studentVars = new Map([...student.namedParameters(), ...student.namedBuffers()]);
+    const key = this.host.objective.key;
+    const keyVars = key ? new Map([...key.namedParameters(), ...key.namedBuffers()]) : null;
+    const objectiveVars = this.host.objective.namedVariables();
+    return (name) =>
+      name.startsWith('key.') ? keyVars?.get(name.slice(4)) : (studentVars.get(name) ?? objectiveVars[name]);
+  }
+
+  /** Two buffer sets for a state input, and the variable it is mirrored into. */
+  private slot(variable: StateVariable, find: (name: string) => tf.Variable | undefined): Slot {
     const size = variable.shape.reduce((a, b) => a * b, 1);
     const arrays: [Float32Array, Float32Array] = [new Float32Array(size), new Float32Array(size)];
     const { Tensor } = this.ort;
@@ -143,14 +173,6 @@ export class OnnxEngine implements StepEngine {
       new Tensor('float32', arrays[0], variable.shape),
       new Tensor('float32', arrays[1], variable.shape),
     ];
-    const studentVars = new Map([...student.namedParameters(), ...student.namedBuffers()]);
-    const key = this.host.objective.key;
-    const keyVars = key ? new Map([...key.namedParameters(), ...key.namedBuffers()]) : null;
-    const objectiveVars = this.host.objective.namedVariables();
-    const find = (name: string): tf.Variable | undefined => {
-      if (name.startsWith('key.')) return keyVars?.get(name.slice(4));
-      return studentVars.get(name) ?? objectiveVars[name];
-    };
     let host: tf.Variable | null = null;
     let of: tf.Variable | null = null;
     if (variable.role === 'momentum') of = find(variable.name.slice(0, -'.momentum'.length)) ?? null;
@@ -208,10 +230,13 @@ export class OnnxEngine implements StepEngine {
     }
     const { Tensor } = this.ort;
     const objective = this.host.objective;
-    const feeds: Record<string, OrtNativeTensor> = {
+    const read = this.current;
+    const write = (1 - read) as 0 | 1;
+    const { feeds, fetches } = this.stateIo[read];
+    Object.assign(feeds, {
       images: new Tensor('float32', batch.images.subarray(0, n * h * w * c), [n, h, w, c]),
       lr: new Tensor('float32', Float32Array.of(lr), []),
-    };
+    });
     const loss = objective instanceof CompressObjective ? objective.loss_ : null;
     if (objective.needsTeacher) {
       if (teacher === null || teacher.rows !== n) {
@@ -246,14 +271,6 @@ export class OnnxEngine implements StepEngine {
         this.onehot[i * k + l] = 1;
       }
       feeds[ONEHOT] = new Tensor('float32', this.onehot, [n, k]);
-    }
-    const read = this.current;
-    const write = (1 - read) as 0 | 1;
-    const fetches: Record<string, OrtNativeTensor | null> = {};
-    for (const o of this.graph.outputs) fetches[o.name] = null;
-    for (const s of this.slots) {
-      feeds[s.variable.name] = s.tensors[read];
-      fetches[nextName(s.variable.name)] = s.tensors[write];
     }
     const started = performance.now();
     const out = this.session.run(feeds, fetches, {});
