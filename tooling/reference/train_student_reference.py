@@ -4,7 +4,7 @@ student), with the same inputs as compress: Fashion-MNIST, RandomResizedCrop(28,
 ratio 3/4–4/3) + horizontal flip through torchvision on PIL images, the same augmented batch to the
 teacher and the student, the built-in teacher (its ONNX file, run here as PyTorch ops), the student
 `alexnet-small` at width 0.25 normalised with the Fashion-MNIST mean/std, K = 8192, T = 0.04, SGD lr 0.01
-momentum 0.9 weight decay 1e-4, 30 epochs with lr × 0.2 after epochs 20 and 26 (the official
+momentum 0.9 weight decay 1e-4, 15 epochs with lr × 0.2 after epochs 10 and 13 (the official
 `adjust_learning_rate`).
 
 It then evaluates as compress does, on the full splits: 1-NN (cosine) of test against train features,
@@ -271,8 +271,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
     ap.add_argument("--workers", type=int, default=4, help="DataLoader workers")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--milestones", default="20,26")
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--milestones", default="10,13")
     ap.add_argument("--gamma", type=float, default=0.2)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--batch", type=int, default=256)

@@ -2,6 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Dataset, Teacher } from '@compress/core';
+import { pretrainedCard } from '@compress/students';
 import { CachedTeacher, cacheTeacherFeatures } from '@compress/teacher';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluateSource } from './evaluate.js';
@@ -65,6 +66,21 @@ describe('openTeacher', () => {
     const config = presetConfig('fashion-mnist', 'quick', 'momentum');
     config.teacher.source = file;
     await expect(openTeacher(config, tiny, () => {})).rejects.toThrow(/not-a-teacher\.mjs/);
+  });
+
+  it('opens a released student as a teacher by name, and refuses an unknown one', async () => {
+    const config = presetConfig('fashion-mnist', 'quick', 'momentum');
+    config.teacher.source = 'pretrained:fashion-mnist/one-queue';
+    const teacher = await openTeacher(config, tiny, () => {});
+    try {
+      expect(teacher.dim).toBe(pretrainedCard('fashion-mnist/one-queue').dim);
+    } finally {
+      await teacher.dispose();
+    }
+    config.teacher.source = 'pretrained:fashion-mnist/best';
+    await expect(openTeacher(config, tiny, () => {})).rejects.toThrow(
+      /no released student "fashion-mnist\/best"/,
+    );
   });
 });
 

@@ -14,6 +14,7 @@ import {
   resize,
   type Transform,
 } from '@compress/data';
+import { loadPretrained } from '@compress/students';
 import { CachedTeacher, checkedTeacher, createFashionMnistTeacher, OnnxTeacher } from '@compress/teacher';
 import type { Config } from './config.js';
 
@@ -182,8 +183,9 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The teacher named by the config: `builtin` (the Fashion-MNIST teacher shipped with
- * @compress/teacher), an `.onnx` file, a feature cache file, or a JS module that exports a Teacher
- * (or a function that returns one).
+ * @compress/teacher), `pretrained:<name>` (a student released in @compress/students, e.g.
+ * `pretrained:fashion-mnist/momentum`, teaching a smaller one in turn), an `.onnx` file, a feature
+ * cache file, or a JS module that exports a Teacher (or a function that returns one).
  */
 export async function openTeacher(
   config: Config,
@@ -209,6 +211,17 @@ export async function openTeacher(
       );
     }
     return createFashionMnistTeacher(common);
+  }
+  if (t.source.startsWith('pretrained:')) {
+    const name = t.source.slice('pretrained:'.length);
+    if (config.data.dataset !== 'fashion-mnist') {
+      throw new CompressError(
+        'CONFIG',
+        `teacher.source "${t.source}" is a student released for Fashion-MNIST; dataset ${config.data.dataset} needs its own teacher (--teacher model.onnx)`,
+        { input: 'teacher.source' },
+      );
+    }
+    return checkedTeacher(await loadPretrained(name, common), t.source);
   }
   if (!t.source) {
     throw new CompressError(
@@ -246,7 +259,7 @@ export async function openTeacher(
   }
   throw new CompressError(
     'INVALID_ARGUMENT',
-    `teacher ${path}: expected "builtin", an .onnx model, a feature cache written by cache-teacher, or a .js/.mjs module exporting a Teacher`,
+    `teacher ${path}: expected "builtin", "pretrained:<name>" (a released student), an .onnx model, a feature cache written by cache-teacher, or a .js/.mjs module exporting a Teacher`,
     { input: path },
   );
 }

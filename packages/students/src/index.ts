@@ -44,5 +44,14 @@ export {
   Tape,
   type Value,
 } from './onnx-train/step-graph.js';
+export {
+  loadPretrained,
+  type PretrainedCard,
+  type PretrainedName,
+  type PretrainedNumbers,
+  pretrainedCard,
+  pretrainedPath,
+  pretrainedStudents,
+} from './pretrained.js';
 export { defaultSgdOptions, SGD, type SgdOptions, stepLearningRate } from './sgd.js';
 export { preprocess, type TrainStepOptions, type TrainStepResult, trainStep } from './train.js';

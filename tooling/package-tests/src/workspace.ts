@@ -10,9 +10,13 @@ export const packagesDir = join(root, 'packages');
 /** The packages of the workspace (directory names under packages/). */
 export const packageNames = readdirSync(packagesDir).sort();
 
-/** The first ```js code block of a README: the package's runnable example. */
-export function readmeExample(name: string): string | null {
+/** Every ```js code block of a README, in order: the package's runnable examples. */
+export function readmeExamples(name: string): string[] {
   const text = readFileSync(join(packagesDir, name, 'README.md'), 'utf8');
-  const match = /```js\n([\s\S]*?)```/.exec(text);
-  return match ? match[1]! : null;
+  return [...text.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+/** The first ```js code block of a README: the package's main example (every ```js block runs; fragments are ```ts). */
+export function readmeExample(name: string): string | null {
+  return readmeExamples(name)[0] ?? null;
 }
