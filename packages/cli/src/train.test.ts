@@ -67,6 +67,14 @@ describe('train', () => {
     expect((await state(resumed.checkpoint)).equals(await state(whole.checkpoint))).toBe(true);
   }, 120_000);
 
+  it('trains a smaller student with a released student as its teacher (pretrained:<name>)', async () => {
+    const config = tinyConfig('momentum');
+    config.teacher = { ...config.teacher, source: 'pretrained:fashion-mnist/momentum', threads: 1 };
+    config.optim.maxSteps = 2;
+    const r = await train({ config, out: join(dir, 'pretrained-teacher'), reporter: silent });
+    expect([r.steps, Number.isFinite(r.finalLoss)]).toEqual([2, true]);
+  }, 120_000);
+
   it('refuses to resume with other settings', async () => {
     const config = tinyConfig('momentum');
     const changed = { ...config, loss: { ...config.loss, temperature: 0.1 } };

@@ -113,7 +113,7 @@ export async function loadPretrained(
       { input: 'name' },
     );
   }
-  return OnnxTeacher.create(bytes, {
+  return OnnxTeacher.create(path, {
     ...options,
     inputLayout: 'NHWC',
     normalize: 'none',

@@ -7,7 +7,7 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { packagesDir, readmeExample, run } from './workspace.js';
+import { packagesDir, readmeExample, readmeExamples, run } from './workspace.js';
 
 const packed = ['core', 'onnx', 'data', 'cluster', 'losses', 'teacher', 'students', 'eval', 'train'];
 /** The packed packages whose README example runs here (the others are installed as dependencies). */
@@ -48,6 +48,15 @@ describe('packed tarballs installed outside the workspace', () => {
       await run(process.execPath, [file], { cwd: app, timeout: 240_000 });
     });
   }
+
+  it('@compress/students ships its released students: the README loads one and extracts features', async () => {
+    const code = readmeExamples('students').find((c) => c.includes('loadPretrained('));
+    expect(code, 'packages/students/README.md has no loadPretrained example').toBeDefined();
+    const file = join(app, 'students-pretrained.mjs');
+    await writeFile(file, code!);
+    const { stdout } = await run(process.execPath, [file], { cwd: app, timeout: 240_000 });
+    expect(stdout).toMatch(/4 × \d+ features/);
+  });
 
   it('@compress/data compiles its JPEG decoder when installed, and ImageFolder uses it', async () => {
     const addon = join(app, 'node_modules/@compress/data/native/build/jpeg_crop.node');
