@@ -76,6 +76,15 @@ describe('reproduce', () => {
     // its wall time adds to the first sitting's
     expect(again.wallSeconds).toBeGreaterThanOrEqual(result.wallSeconds);
     expect(said.filter((m) => /^(training|evaluating) /.test(m))).toEqual([]);
+
+    // The same directory with another budget is refused before anything is written or started.
+    const longer = { ...config, optim: { ...config.optim, maxSteps: 3 } };
+    const before = await readFile(join(out, 'config.json'));
+    await expect(reproduce({ config: longer, out, reporter: listening })).rejects.toThrow(
+      /cannot resume .*run: its config\.json was made with other settings \(optim\.maxSteps: 2 there, 3 now\)/,
+    );
+    expect((await readFile(join(out, 'config.json'))).equals(before)).toBe(true);
+    expect(said.filter((m) => /^(training|evaluating) /.test(m))).toEqual([]);
   }, 300_000);
 });
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { CompressError, type Teacher, writeFileAtomic } from '@compress/core';
 import { barChartPng, type EvaluationReport, lineChartPng, trainingCurvesPng } from '@compress/eval';
-import { RunDir } from '@compress/train';
+import { openRun, RunDir } from '@compress/train';
 import type { Config, Method } from './config.js';
 import { readCurves } from './curves.js';
 import { type EvalSource, evaluateSource } from './evaluate.js';
@@ -175,7 +175,14 @@ async function cached<T>(run: RunDir, name: string, compute: () => Promise<T>): 
 export async function reproduce(options: ReproduceOptions): Promise<ReproduceResult> {
   const { config, reporter } = options;
   const started = performance.now();
-  const run = await RunDir.open(options.out);
+  // A directory that holds a reproduction made with other settings (another budget, another
+  // schedule) is refused before anything is written: its finished pieces would enter this table.
+  const { dir: run } = await openRun(options.out, {
+    resume: true,
+    settings: config,
+    mayChange: ['student.engine', 'student.threads'],
+    names: { resume: '--out', runDir: '--out' },
+  });
   // wall time over all the sittings of a resumed run: the earlier ones counted to their last
   // finished piece (wall.json), this one to now
   const earlier = (await run.readJson<{ seconds: number }>('wall.json'))?.seconds ?? 0;
