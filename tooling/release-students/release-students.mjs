@@ -220,4 +220,10 @@ retrieval, clustering and linear probes, not calibrated class scores.
 for (const [file, bytes] of files) await writeFileAtomic(file, bytes);
 for (const c of cards) await writeFileAtomic(join(out, c.file.replace(/\.onnx$/, '.md')), card(c));
 await writeFileAtomic(join(out, 'index.json'), `${JSON.stringify(cards, null, 2)}\n`);
-console.log(`wrote ${cards.length} students and index.json to ${out}`);
+console.log(`wrote ${cards.length} students and index.json to ${out}; the README's table:`);
+for (const c of cards) {
+  const n = c.numbers.student;
+  console.log(
+    `| \`${c.name}\` | ${c.arch} ×${c.width}, ${c.dim}-d | ${pct(n.nn)} | ${pct(n.linear)} | ${pct(n.ca)} ± ${pct(n.caSd)} | [${c.file.replace(/\.onnx$/, '.md')}](pretrained/${c.file.replace(/\.onnx$/, '.md')}) |`,
+  );
+}
