@@ -62,7 +62,7 @@ function nearestNeighbourAccuracy(
 
 describe('released students', () => {
   for (const name of pretrainedStudents) {
-    it(`${name}: under 5 MiB, computes what its card says, and teaches like a Teacher`, async () => {
+    it(`${name}: under 5 MiB, and as a Teacher computes what its card says`, async () => {
       const card = pretrainedCard(name);
       expect(card.name).toBe(name);
       const bytes = statSync(pretrainedPath(name)).size;
