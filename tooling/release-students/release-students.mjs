@@ -15,8 +15,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { knnSearch } from '@compress/cluster';
-import { CompressError, featureMatrix, writeFileAtomic } from '@compress/core';
-import { fashionMnist } from '@compress/data';
+import { CompressError, writeFileAtomic } from '@compress/core';
+import { fashionMnist, loadBatch } from '@compress/data';
 import { exportOnnx, loadStudent, preprocess, selectBackend } from '@compress/students';
 import { OnnxTeacher } from '@compress/teacher';
 import * as tf from '@tensorflow/tfjs-core';
@@ -67,23 +67,20 @@ const randomInitNumbers = await numbersOf('random-init');
 
 await selectBackend({ log: () => {} });
 const [train, test] = await Promise.all([fashionMnist({ split: 'train' }), fashionMnist({ split: 'test' })]);
-/** The first n images of a split as an ImageBatch (NHWC, [0, 1]) and their labels. */
-const firstImages = (dataset, n) => {
-  const images = new Float32Array(n * 784);
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const { image, label } = dataset.get(i);
-    for (let j = 0; j < 784; j++) images[i * 784 + j] = image.data[j] / 255;
-    labels[i] = label;
-  }
-  return {
-    batch: { indices: Int32Array.from({ length: n }, (_, i) => i), images, shape: [n, 28, 28, 1] },
-    labels,
-  };
-};
-const checkImages = firstImages(test, CHECK_IMAGES).batch;
-const knnTrain = firstImages(train, KNN.train);
-const knnTest = firstImages(test, KNN.test);
+/** The first n images of a split, as the loader batches them (NHWC, [0, 1]), with their labels. */
+const firstImages = (dataset, n) =>
+  loadBatch(
+    dataset,
+    null,
+    0,
+    0,
+    0,
+    Int32Array.from({ length: n }, (_, i) => i),
+    1,
+  );
+const checkImages = await firstImages(test, CHECK_IMAGES);
+const knnTrain = await firstImages(train, KNN.train);
+const knnTest = await firstImages(test, KNN.test);
 
 const cards = [];
 const files = [];
@@ -124,13 +121,7 @@ for (const method of methods) {
       `release-students: ${name}: ONNX features differ from the checkpoint's by ${diff} (scale ${scale})`,
     );
   }
-  const base = await model.embed(knnTrain.batch);
-  const queries = await model.embed(knnTest.batch);
-  const { indices } = await knnSearch(
-    featureMatrix(KNN.train, model.dim, base.data),
-    featureMatrix(KNN.test, model.dim, queries.data),
-    1,
-  );
+  const { indices } = await knnSearch(await model.embed(knnTrain), await model.embed(knnTest), 1);
   let correct = 0;
   for (let q = 0; q < KNN.test; q++) correct += knnTrain.labels[indices[q]] === knnTest.labels[q] ? 1 : 0;
   await model.dispose();

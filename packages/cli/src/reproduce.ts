@@ -133,10 +133,10 @@ export function tableMarkdown(result: ReproduceResult, config: Config): string {
     ),
   ];
   if (result.ablations) {
-    const a = ablationConfig(config).optim;
+    const { optim, data } = ablationConfig(config);
     lines.push(
       '',
-      `## Ablations (momentum variant, 1-NN %; each point ${a.maxSteps} steps of batch ${a.batchSize} on ${ablationConfig(config).data.trainSubset} training images)`,
+      `## Ablations (momentum variant, 1-NN %; each point ${optim.maxSteps} steps of batch ${optim.batchSize} on ${data.trainSubset} training images)`,
       '',
       '| T | NN |',
       '|---:|---:|',

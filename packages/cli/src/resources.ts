@@ -202,26 +202,19 @@ export async function openTeacher(
     log: log as (m: string) => void,
     ...(takesTurns ? { spinning: false } : {}),
   };
-  if (t.source === 'builtin') {
+  const pretrained = t.source.startsWith('pretrained:') ? t.source.slice('pretrained:'.length) : null;
+  if (t.source === 'builtin' || pretrained !== null) {
+    // both are models of Fashion-MNIST's 28×28 garments
     if (config.data.dataset !== 'fashion-mnist') {
       throw new CompressError(
         'CONFIG',
-        `teacher.source "builtin" is the Fashion-MNIST teacher; dataset ${config.data.dataset} needs its own teacher (--teacher model.onnx)`,
+        `teacher.source "${t.source}" is a Fashion-MNIST model; dataset ${config.data.dataset} needs its own teacher (--teacher model.onnx)`,
         { input: 'teacher.source' },
       );
     }
-    return createFashionMnistTeacher(common);
-  }
-  if (t.source.startsWith('pretrained:')) {
-    const name = t.source.slice('pretrained:'.length);
-    if (config.data.dataset !== 'fashion-mnist') {
-      throw new CompressError(
-        'CONFIG',
-        `teacher.source "${t.source}" is a student released for Fashion-MNIST; dataset ${config.data.dataset} needs its own teacher (--teacher model.onnx)`,
-        { input: 'teacher.source' },
-      );
-    }
-    return checkedTeacher(await loadPretrained(name, common), t.source);
+    return pretrained === null
+      ? createFashionMnistTeacher(common)
+      : checkedTeacher(await loadPretrained(pretrained, common), t.source);
   }
   if (!t.source) {
     throw new CompressError(

@@ -1,63 +1,35 @@
 import { statSync } from 'node:fs';
-import { CompressError, type ImageBatch } from '@compress/core';
-import { fashionMnist } from '@compress/data';
+import { knnSearch } from '@compress/cluster';
+import { CompressError, type FeatureMatrix } from '@compress/core';
+import { fashionMnist, type LoaderBatch, loadBatch } from '@compress/data';
 import { describe, expect, it } from 'vitest';
 import { loadPretrained, pretrainedCard, pretrainedPath, pretrainedStudents } from './pretrained.js';
 
-/** The first n images of a split as an ImageBatch (NHWC, [0, 1]) and their labels. */
-async function firstImages(
-  split: 'train' | 'test',
-  n: number,
-): Promise<{ batch: ImageBatch; labels: Int32Array }> {
-  const dataset = await fashionMnist({ split });
-  const images = new Float32Array(n * 784);
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const { image, label } = dataset.get(i);
-    for (let j = 0; j < 784; j++) images[i * 784 + j] = image.data[j]! / 255;
-    labels[i] = label;
-  }
-  return {
-    batch: { indices: Int32Array.from({ length: n }, (_, i) => i), images, shape: [n, 28, 28, 1] },
-    labels,
-  };
+/** The first n images of a split, as the loader batches them (NHWC, [0, 1]), with their labels. */
+async function firstImages(split: 'train' | 'test', n: number): Promise<LoaderBatch> {
+  return loadBatch(
+    await fashionMnist({ split }),
+    null,
+    0,
+    0,
+    0,
+    Int32Array.from({ length: n }, (_, i) => i),
+    1,
+  );
 }
 
-/** Cosine 1-NN accuracy, written plainly (an independent check of what the release recorded). */
-function nearestNeighbourAccuracy(
-  base: Float32Array,
-  baseLabels: Int32Array,
-  queries: Float32Array,
-  queryLabels: Int32Array,
-  dim: number,
-): number {
-  const normalise = (m: Float32Array) => {
-    const out = new Float32Array(m.length);
-    for (let r = 0; r < m.length / dim; r++) {
-      let s = 0;
-      for (let j = 0; j < dim; j++) s += m[r * dim + j]! ** 2;
-      const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-      for (let j = 0; j < dim; j++) out[r * dim + j] = m[r * dim + j]! * inv;
-    }
-    return out;
-  };
-  const b = normalise(base);
-  const q = normalise(queries);
+/** Cosine 1-NN accuracy of the test rows against the train rows. */
+async function nearestNeighbourAccuracy(
+  train: LoaderBatch,
+  trainFeatures: FeatureMatrix,
+  test: LoaderBatch,
+  testFeatures: FeatureMatrix,
+): Promise<number> {
+  const { indices } = await knnSearch(trainFeatures, testFeatures, 1);
   let correct = 0;
-  for (let i = 0; i < queryLabels.length; i++) {
-    let best = -Infinity;
-    let label = -1;
-    for (let r = 0; r < baseLabels.length; r++) {
-      let s = 0;
-      for (let j = 0; j < dim; j++) s += q[i * dim + j]! * b[r * dim + j]!;
-      if (s > best) {
-        best = s;
-        label = baseLabels[r]!;
-      }
-    }
-    correct += label === queryLabels[i] ? 1 : 0;
-  }
-  return correct / queryLabels.length;
+  for (let q = 0; q < test.labels.length; q++)
+    correct += train.labels[indices[q]!] === test.labels[q] ? 1 : 0;
+  return correct / test.labels.length;
 }
 
 describe('released students', () => {
@@ -75,8 +47,7 @@ describe('released students', () => {
       const student = await loadPretrained(name, { providers: ['cpu'], threads: 1 }); // checks the SHA-256
       try {
         expect(student.dim).toBe(card.dim);
-        const { batch } = await firstImages('test', card.check.images);
-        const features = await student.embed(batch);
+        const features = await student.embed(await firstImages('test', card.check.images));
         expect([features.rows, features.dim]).toEqual([card.check.images, card.dim]);
         const scale = Math.max(...card.check.features.map(Math.abs));
         let diff = 0;
@@ -87,12 +58,11 @@ describe('released students', () => {
 
         const train = await firstImages('train', card.check.knn.train);
         const test = await firstImages('test', card.check.knn.test);
-        const accuracy = nearestNeighbourAccuracy(
-          (await student.embed(train.batch)).data,
-          train.labels,
-          (await student.embed(test.batch)).data,
-          test.labels,
-          card.dim,
+        const accuracy = await nearestNeighbourAccuracy(
+          train,
+          await student.embed(train),
+          test,
+          await student.embed(test),
         );
         // a float sum on another CPU may flip a near tie: one query in a hundred at most
         expect(Math.abs(accuracy - card.check.knn.accuracy)).toBeLessThanOrEqual(0.01);

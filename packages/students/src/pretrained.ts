@@ -63,7 +63,7 @@ function index(): Map<string, PretrainedCard> {
 
 /** The model card of a released student; an unknown name is a NOT_FOUND error listing the names. */
 export function pretrainedCard(name: string): PretrainedCard {
-  const card = (pretrainedStudents as readonly string[]).includes(name) ? index().get(name) : undefined;
+  const card = index().get(name);
   if (!card) {
     throw new CompressError(
       'NOT_FOUND',
